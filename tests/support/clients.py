@@ -1,0 +1,151 @@
+"""Real XMPP clients for tests: slixmpp over real sockets, and a raw socket client.
+
+``await connect(server, "alice", "pw")`` logs in (creating the account first unless
+``create=False``), waits for the session to start and returns a ``Client`` whose queues
+collect what arrives, so a test reads the conversation in order::
+
+    msg = await alice.next("message")
+    pres = await bob.next("presence", lambda p: p["type"] == "unavailable")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import slixmpp
+from slixmpp.stanza import Iq
+
+from xmpp_server.server import Server
+
+TIMEOUT = 10.0
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, jid: str, password: str, plugins: tuple[str, ...] = ()) -> None:
+        super().__init__(jid, password)
+        self.queues: dict[str, asyncio.Queue[Any]] = {
+            "message": asyncio.Queue(), "presence": asyncio.Queue(), "roster_push": asyncio.Queue()
+        }
+        for plugin in plugins:
+            self.register_plugin(plugin)
+        self.add_event_handler("message", lambda m: self.queues["message"].put_nowait(m))
+        self.add_event_handler("presence", lambda p: self.queues["presence"].put_nowait(p))
+        self.add_event_handler("roster_update",
+                               lambda iq: self.queues["roster_push"].put_nowait(iq))
+        self.started: asyncio.Future[bool] = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", self._on_start)
+        self.add_event_handler("failed_all_auth", self._on_failed)
+        self.add_event_handler("connection_failed", self._on_failed)
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
+        self.enable_direct_tls = False
+
+    def _on_start(self, _event: Any) -> None:
+        if not self.started.done():
+            self.started.set_result(True)
+
+    def _on_failed(self, event: Any) -> None:
+        if not self.started.done():
+            self.started.set_exception(ConnectionError(f"login failed: {event}"))
+
+    async def next(self, kind: str, pred: Callable[[Any], bool] | None = None,
+                   timeout: float = TIMEOUT) -> Any:
+        """The next stanza of ``kind`` that satisfies ``pred`` (earlier ones are dropped)."""
+        queue = self.queues[kind]
+        async with asyncio.timeout(timeout):
+            while True:
+                item = await queue.get()
+                if pred is None or pred(item):
+                    return item
+
+    async def nothing(self, kind: str, pred: Callable[[Any], bool] | None = None,
+                      wait: float = 0.5) -> None:
+        """Assert that no matching stanza arrives within ``wait`` seconds."""
+        try:
+            item = await self.next(kind, pred, timeout=wait)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected {kind}: {item}")
+
+    async def query(self, iq: Iq, timeout: float = TIMEOUT) -> Iq:
+        return await iq.send(timeout=timeout)
+
+    async def close(self) -> None:
+        if self.is_connected():
+            self.disconnect()
+            try:
+                await asyncio.wait_for(self.disconnected, TIMEOUT)
+            except TimeoutError:
+                pass
+
+
+async def connect(server: Server, user: str, password: str = "secret", *,
+                  resource: str = "test", create: bool = True,
+                  plugins: tuple[str, ...] = (), send_presence: bool = False,
+                  get_roster: bool = False, direct_tls: bool = False) -> Client:
+    """A logged-in slixmpp client of ``user`` on ``server``."""
+    assert server.host is not None
+    domain = server.host.domain
+    if create and not await server.host.accounts.exists(user):
+        await server.host.accounts.create(user, password)
+    client = Client(f"{user}@{domain}/{resource}", password, plugins)
+    client.enable_direct_tls = direct_tls
+    port = server.direct_tls_port if direct_tls else server.c2s_port
+    client.connect("127.0.0.1", port)
+    await asyncio.wait_for(client.started, TIMEOUT)
+    if get_roster:
+        await client.get_roster()
+    if send_presence:
+        client.send_presence()
+    return client
+
+
+class RawClient:
+    """A plain TCP connection speaking bytes, for what no well-behaved client would send."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.buffer = b""
+
+    @classmethod
+    async def open(cls, server: Server, port: int | None = None) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port or server.c2s_port)
+        return cls(reader, writer)
+
+    def header(self, domain: str = "localhost") -> bytes:
+        return (f"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                f"xmlns:stream='http://etherx.jabber.org/streams' to='{domain}' "
+                f"version='1.0'>").encode()
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def expect(self, token: bytes, timeout: float = TIMEOUT) -> bytes:
+        """Read until ``token`` has arrived; returns everything read so far."""
+        async with asyncio.timeout(timeout):
+            while token not in self.buffer:
+                chunk = await self.reader.read(65536)
+                if not chunk:
+                    raise ConnectionError(f"closed before {token!r}; got {self.buffer!r}")
+                self.buffer += chunk
+        return self.buffer
+
+    async def read_until_closed(self, timeout: float = TIMEOUT) -> bytes:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await self.reader.read(65536)
+                if not chunk:
+                    return self.buffer
+                self.buffer += chunk
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass

@@ -1,0 +1,186 @@
+"""The ``xmppd`` command line.
+
+    xmppd [serve] [--config FILE]     run the server (no file: the embedded default)
+    xmppd user add|del|passwd|list    manage accounts
+    xmppd migrate                     create or upgrade the database schema
+    xmppd check-config                validate the configuration and print a summary
+
+Exit status: 0 ok, 1 the operation failed, 2 bad usage or bad configuration (one line naming
+the key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from xmpp_server.config import Config, ConfigError, load_config
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS,
+                        help="TOML configuration file")
+    p = argparse.ArgumentParser(prog="xmppd", parents=[common],
+                                description="An XMPP server.")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("serve", parents=[common], help="run the server")
+    sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
+    sub.add_parser("check-config", parents=[common], help="validate the configuration")
+    user = sub.add_parser("user", parents=[common], help="manage accounts")
+    usub = user.add_subparsers(dest="action", required=True)
+    for action, text in (("add", "create an account"), ("passwd", "set a new password")):
+        a = usub.add_parser(action, parents=[common], help=text)
+        a.add_argument("username", help="localpart or user@domain")
+        a.add_argument("--password", help="the password (default: read from stdin or prompt)")
+    d = usub.add_parser("del", parents=[common], help="delete an account and all its data")
+    d.add_argument("username")
+    usub.add_parser("list", parents=[common], help="list accounts")
+    return p
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _read_password(given: str | None) -> str:
+    if given is not None:
+        return given
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise UsageError("the passwords do not match")
+    return first
+
+
+def _localpart(config: Config, raw: str) -> str:
+    from xmpp_server.accounts import Accounts
+    from xmpp_server.errors import StanzaError
+
+    local, at, domain = raw.partition("@")
+    if at and domain.lower() != config.server.domain:
+        raise UsageError(f"{raw}: this server serves {config.server.domain}")
+    try:
+        return Accounts.username(local)
+    except StanzaError as exc:
+        raise UsageError(f"{raw}: {exc.text}") from None
+
+
+async def _with_storage(config: Config, fn: Callable[..., Awaitable[int]]) -> int:
+    from storage import open_storage
+    from xmpp_server.accounts import Accounts
+
+    storage = await open_storage(config.storage.url)
+    try:
+        return await fn(Accounts(storage, config.auth.scram_iterations))
+    finally:
+        await storage.close()
+
+
+def _user(config: Config, args: argparse.Namespace) -> int:
+    from xmpp_server.accounts import Accounts
+    from xmpp_server.errors import StanzaError
+
+    if args.action == "list":
+        async def run_list(accounts: Accounts) -> int:
+            for name in await accounts.storage.users.list():
+                print(f"{name}@{config.server.domain}")
+            return EXIT_OK
+
+        return asyncio.run(_with_storage(config, run_list))
+    username = _localpart(config, args.username)
+    jid = f"{username}@{config.server.domain}"
+
+    async def run(accounts: Accounts) -> int:
+        try:
+            if args.action == "add":
+                await accounts.create(username, _read_password(args.password))
+                print(f"created {jid}")
+            elif args.action == "passwd":
+                if not await accounts.set_password(username, _read_password(args.password)):
+                    print(f"xmppd: no such user: {jid}", file=sys.stderr)
+                    return EXIT_FAILED
+                print(f"password changed for {jid}")
+            elif args.action == "del":
+                if not await accounts.delete(username):
+                    print(f"xmppd: no such user: {jid}", file=sys.stderr)
+                    return EXIT_FAILED
+                print(f"deleted {jid}")
+        except StanzaError as exc:
+            print(f"xmppd: {jid}: {exc.text or exc.condition}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+
+    return asyncio.run(_with_storage(config, run))
+
+
+def _serve(config: Config) -> int:
+    from xmpp_server.server import Server
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(Server(config).run())
+    return EXIT_OK
+
+
+def _migrate(config: Config) -> int:
+    from storage import open_storage
+
+    async def run() -> int:
+        storage = await open_storage(config.storage.url, migrate=True)
+        await storage.close()
+        print(f"database at {config.storage.url} is up to date")
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
+def _check(config: Config) -> int:
+    from xmpp_server.modules import registry
+
+    registry.resolve(config.modules.enabled)
+    print(f"configuration ok: domain {config.server.domain}, storage {config.storage.url}, "
+          f"c2s {config.c2s.bind}:{config.c2s.port}, modules {', '.join(config.modules.enabled)}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(getattr(args, "config", None))
+        _setup_logging(config.server.log_level)
+        command = args.command or "serve"
+        if command == "serve":
+            return _serve(config)
+        if command == "migrate":
+            return _migrate(config)
+        if command == "check-config":
+            return _check(config)
+        return _user(config, args)
+    except (ConfigError, UsageError) as exc:
+        print(f"xmppd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

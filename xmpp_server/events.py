@@ -1,0 +1,49 @@
+"""Named events with prioritised handlers: the one way features plug into the core.
+
+A handler gets the event's argument and may be a plain function or a coroutine function. The
+first handler (highest priority first) that returns ``True`` stops the chain and makes ``fire``
+return ``True``: the event was handled.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Handler = Callable[[Any], "bool | None | Awaitable[bool | None]"]
+
+
+class Events:
+    __slots__ = ("_handlers",)
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[tuple[int, Handler]]] = {}
+
+    def on(self, name: str, handler: Handler, priority: int = 0) -> None:
+        chain = self._handlers.setdefault(name, [])
+        chain.append((priority, handler))
+        chain.sort(key=lambda item: -item[0])
+
+    def off(self, name: str, handler: Handler) -> None:
+        chain = self._handlers.get(name)
+        if chain is None:
+            return
+        chain[:] = [item for item in chain if item[1] is not handler]
+        if not chain:
+            del self._handlers[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._handlers
+
+    async def fire(self, name: str, arg: Any = None) -> bool:
+        chain = self._handlers.get(name)
+        if not chain:
+            return False
+        for _, handler in tuple(chain):
+            result = handler(arg)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is True:
+                return True
+        return False

@@ -1,0 +1,93 @@
+"""The services of the one XMPP domain this server hosts, handed to sessions and features.
+
+Built by ``server.py`` (the wiring root); nothing here starts or stops listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+
+from storage import Storage
+from xmpp_server.accounts import Accounts
+from xmpp_server.config import Config
+from xmpp_server.events import Events
+from xmpp_server.routing.router import Router
+from xmpp_server.routing.sessions import SessionRegistry
+from xmpp_server.throttle import Throttle, Throttles
+
+if TYPE_CHECKING:
+    from xmpp_server.modules.base import Module
+    from xmpp_server.stream.session import Session
+
+log = logging.getLogger(__name__)
+
+FeatureProvider = Callable[["Session", etree._Element], None]
+
+
+class Host:
+    def __init__(self, config: Config, storage: Storage) -> None:
+        self.config = config
+        self.domain = config.server.domain
+        self.storage = storage
+        self.events = Events()
+        self.sessions = SessionRegistry(self.domain, config.limits.max_resources_per_user)
+        self.router = Router(self.domain, self.events, self.sessions)
+        self.accounts = Accounts(storage, config.auth.scram_iterations)
+        auth = config.auth
+        # Failed logins (RFC 6120 §13.3 "brute force"): per client address and per account.
+        self.auth_throttle = Throttles(
+            ip=Throttle(auth.max_failures_per_ip, auth.failure_window, auth.lockout),
+            user=Throttle(auth.max_failures_per_account, auth.failure_window, auth.lockout),
+        )
+        self.secret = secrets.token_bytes(32)
+        self.ssl_context: ssl.SSLContext | None = None
+        self.tls_cert_der: bytes | None = None
+        self.stream_features: list[FeatureProvider] = []
+        self.modules: dict[str, Module] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- features -----------------------------------------------------------------------------
+
+    def disco_features(self) -> set[str]:
+        features: set[str] = set()
+        for module in self.modules.values():
+            features.update(module.features)
+        return features
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+        """Run a background task owned by the host: logged if it fails, cancelled at stop."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for running background work (shutdown), then cancel what is left."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def session_ended(self, session: Session) -> None:
+        """Every way a session ends comes here once: unbind, then tell the features."""
+        if session.jid is not None:
+            self.sessions.unbind(session.jid)
+            self.spawn(self.events.fire("session-ended", session), name="session-ended")

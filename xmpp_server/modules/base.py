@@ -1,0 +1,48 @@
+"""The base of every feature module.
+
+A module names its feature and specs, declares its disco features and dependencies, and
+registers every handler in ``setup()`` through ``on``/``on_iq``; ``teardown()`` removes them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from xmpp_server.events import Handler
+
+if TYPE_CHECKING:
+    from xmpp_server.host import Host
+
+
+class Module:
+    name: ClassVar[str] = ""
+    xeps: ClassVar[tuple[int, ...]] = ()
+    features: ClassVar[tuple[str, ...]] = ()  # disco#info features of the server
+    depends: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._hooks: list[tuple[str, Handler]] = []
+
+    def setup(self) -> None:
+        """Register handlers. Called once, in dependency order."""
+
+    async def start(self) -> None:
+        """Start background work, after every module is set up."""
+
+    async def stop(self) -> None:
+        """Stop background work (before teardown)."""
+
+    def teardown(self) -> None:
+        for event, handler in self._hooks:
+            self.host.events.off(event, handler)
+        self._hooks.clear()
+
+    def on(self, event: str, handler: Handler, priority: int = 0) -> None:
+        self.host.events.on(event, handler, priority)
+        self._hooks.append((event, handler))
+
+    def on_iq(self, type_: str, target: str, qname: str, handler: Handler,
+              priority: int = 0) -> None:
+        """``target`` is ``host`` (to the server) or ``bare`` (to an account, or no ``to``)."""
+        self.on(f"iq-{type_}/{target}/{qname}", handler, priority)

@@ -1,0 +1,105 @@
+"""The wiring root: builds configuration, storage, host, feature modules and listeners.
+
+``Server.start()`` brings everything up in order and ``Server.stop()`` takes it down in reverse:
+listeners stop accepting, sessions get ``</stream:stream>`` (system-shutdown), background work
+drains, modules stop, storage closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from storage import Storage, open_storage
+from xmpp_server.config import Config
+from xmpp_server.host import Host
+from xmpp_server.modules import registry
+from xmpp_server.stream import tls
+from xmpp_server.stream.c2s import C2SListener
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.host: Host | None = None
+        self.storage: Storage | None = None
+        self.c2s: list[C2SListener] = []
+        self.http: object | None = None
+        self._stopped = asyncio.Event()
+
+    @property
+    def c2s_port(self) -> int:
+        return self.c2s[0].port
+
+    @property
+    def direct_tls_port(self) -> int | None:
+        return self.c2s[1].port if len(self.c2s) > 1 else None
+
+    async def start(self) -> None:
+        config = self.config
+        module_classes = registry.resolve(config.modules.enabled)  # config errors first
+        self.storage = await open_storage(config.storage.url)
+        host = self.host = Host(config, self.storage)
+        cert, key = tls.ensure_certificate(
+            config.tls, Path(config.server.data_dir), host.domain,
+            extra_names=[config.muc.domain, config.upload.domain],
+        )
+        host.ssl_context = tls.server_context(cert, key)
+        host.tls_cert_der = tls.certificate_der(cert)
+        for cls in module_classes:
+            module = cls(host)
+            module.setup()
+            host.modules[cls.name] = module
+        for module in host.modules.values():
+            await module.start()
+        c2s = config.c2s
+        self.c2s.append(C2SListener(host, c2s.bind, c2s.port, direct_tls=False))
+        if c2s.direct_tls_port:
+            self.c2s.append(C2SListener(host, c2s.bind, c2s.direct_tls_port, direct_tls=True))
+        for listener in self.c2s:
+            await listener.start()
+        if config.http.enabled:
+            from web_bridge.app import HttpService
+
+            http = HttpService(host)
+            await http.start()
+            self.http = http
+        log.info("serving %s", host.domain)
+
+    async def stop(self) -> None:
+        for listener in self.c2s:
+            await listener.stop_accepting()
+        for listener in self.c2s:
+            await listener.close_sessions()
+        if self.http is not None:
+            await self.http.stop()  # type: ignore[attr-defined]
+            self.http = None
+        host = self.host
+        if host is not None:
+            await asyncio.sleep(0)  # let connection_lost callbacks run
+            await host.drain()
+            for module in reversed(list(host.modules.values())):
+                await module.stop()
+                module.teardown()
+        if self.storage is not None:
+            await self.storage.close()
+            self.storage = None
+        self.c2s.clear()
+        self._stopped.set()
+
+    async def run(self) -> None:
+        """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            await self.stop()
