@@ -29,7 +29,7 @@ class Client(slixmpp.ClientXMPP):
         self.queues: dict[str, asyncio.Queue[Any]] = {
             "message": asyncio.Queue(), "presence": asyncio.Queue(), "roster_push": asyncio.Queue()
         }
-        for plugin in plugins:
+        for plugin in ("xep_0199", *plugins):
             self.register_plugin(plugin)
         self.add_event_handler("message", lambda m: self.queues["message"].put_nowait(m))
         self.add_event_handler("presence", lambda p: self.queues["presence"].put_nowait(p))

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 from xmpp_server.config import load_config
 from xmpp_server.server import Server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def env_for(data_dir: Path, db_url: str, domain: str = "localhost",
@@ -18,7 +26,7 @@ def env_for(data_dir: Path, db_url: str, domain: str = "localhost",
         "XMPPD_SERVER_DATA_DIR": str(data_dir),
         "XMPPD_STORAGE_URL": db_url,
         "XMPPD_C2S_PORT": "0",
-        "XMPPD_C2S_DIRECT_TLS_PORT": "0",
+        "XMPPD_C2S_DIRECT_TLS_PORT": str(free_port()),  # 0 would disable it
         "XMPPD_HTTP_PORT": "0",
         "XMPPD_S2S_ENABLED": "false",
     }

@@ -1,0 +1,109 @@
+"""Opening the database: engine arguments and per-connection settings for each dialect, and
+Alembic upgrades. Every dialect difference of the storage package lives in this file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from storage.offline import OfflineRepository
+from storage.roster import RosterRepository
+from storage.users import UserRepository
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+# Any constant: nodes of a cluster starting together take turns to migrate PostgreSQL.
+_MIGRATION_LOCK_KEY = 0x786D7070
+
+
+class Storage:
+    """The repositories over one engine; `close()` (or `async with`) releases the connections."""
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self.url = url
+        self._engine = engine
+        self.users = UserRepository(engine)
+        self.roster = RosterRepository(engine)
+        self.offline = OfflineRepository(engine)
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest migration (nothing to do if it is there already)."""
+        async with self._engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Storage:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def open_storage(url: str, *, migrate: bool = True) -> Storage:
+    """Create the engine for `url` (sqlite+aiosqlite:///path or postgresql+asyncpg://...)."""
+    storage = Storage(_create_engine(url), url)
+    if migrate:
+        try:
+            await storage.migrate()
+        except BaseException:
+            await storage.close()
+            raise
+    return storage
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic configuration built in code, so migrations work from an installed package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Take the write lock now, so a second process migrating the same file waits its turn.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url)
+    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=5000")  # first: the WAL switch may wait for a lock
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")  # ON DELETE CASCADE needs it, per connection
+    finally:
+        cursor.close()

@@ -1,0 +1,138 @@
+"""Accounts: SCRAM credentials, existence, deletion with all their data, last logout (XEP-0012)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from storage.base import Repository, lock_user
+from storage.models import credentials as credentials_table
+from storage.models import last_activity, roster_versions, users
+from storage.types import ScramCredentials, UserExists
+
+CredentialList = list[ScramCredentials]
+
+
+def _credential_rows(username: str, creds: CredentialList) -> list[dict[str, object]]:
+    mechanisms = [c.mechanism for c in creds]
+    if len(set(mechanisms)) != len(mechanisms):
+        raise ValueError(f"duplicate SCRAM mechanism in {mechanisms}")
+    return [
+        {
+            "username": username,
+            "mechanism": c.mechanism,
+            "salt": c.salt,
+            "iterations": c.iterations,
+            "stored_key": c.stored_key,
+            "server_key": c.server_key,
+        }
+        for c in creds
+    ]
+
+
+class UserRepository(Repository):
+    async def create(self, username: str, credentials: CredentialList) -> None:
+        """Register `username`; raises UserExists if taken (the primary key decides races)."""
+        rows = _credential_rows(username, credentials)
+        async with self._engine.begin() as conn:
+            try:
+                await conn.execute(
+                    users.insert().values(username=username, created_at=datetime.now(UTC))
+                )
+            except IntegrityError as exc:
+                raise UserExists(username) from exc
+            # The version row exists from the start, so roster writes can lock it by UPDATE.
+            await conn.execute(roster_versions.insert().values(username=username, version=0))
+            if rows:
+                await conn.execute(credentials_table.insert(), rows)
+
+    async def get_credentials(self, username: str, mechanism: str) -> ScramCredentials | None:
+        query = sa.select(
+            credentials_table.c.mechanism,
+            credentials_table.c.salt,
+            credentials_table.c.iterations,
+            credentials_table.c.stored_key,
+            credentials_table.c.server_key,
+        ).where(
+            credentials_table.c.username == username, credentials_table.c.mechanism == mechanism
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return ScramCredentials(
+            mechanism=row.mechanism,
+            salt=bytes(row.salt),
+            iterations=row.iterations,
+            stored_key=bytes(row.stored_key),
+            server_key=bytes(row.server_key),
+        )
+
+    async def set_credentials(self, username: str, credentials: CredentialList) -> bool:
+        """Replace all of the user's credentials; False if there is no such user."""
+        rows = _credential_rows(username, credentials)
+        try:
+            async with self._engine.begin() as conn:
+                if not await lock_user(conn, username):
+                    return False
+                await conn.execute(
+                    credentials_table.delete().where(credentials_table.c.username == username)
+                )
+                if rows:
+                    await conn.execute(credentials_table.insert(), rows)
+        except IntegrityError:  # the user was deleted meanwhile
+            return False
+        return True
+
+    async def exists(self, username: str) -> bool:
+        query = sa.select(users.c.username).where(users.c.username == username)
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
+
+    async def delete(self, username: str) -> bool:
+        """Remove the user; every per-user table follows by ON DELETE CASCADE, in one statement."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(users.delete().where(users.c.username == username))
+        return result.rowcount > 0
+
+    async def list(self) -> list[str]:
+        async with self._engine.connect() as conn:
+            names = (await conn.execute(sa.select(users.c.username))).scalars().all()
+        # Sorted here, not by ORDER BY: PostgreSQL's collation depends on the database's locale.
+        return sorted(names)
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar_one()
+
+    async def set_last_logout(self, username: str, when: datetime, status: str | None) -> None:
+        """Record the last logout (XEP-0012); a user deleted meanwhile is silently ignored."""
+        if when.utcoffset() is None:
+            raise ValueError("naive datetime given to storage; use an aware UTC datetime")
+        try:
+            async with self._engine.begin() as conn:
+                if not await lock_user(conn, username):
+                    return
+                updated = await conn.execute(
+                    last_activity.update()
+                    .where(last_activity.c.username == username)
+                    .values(logout_at=when, status=status)
+                )
+                if updated.rowcount == 0:
+                    await conn.execute(
+                        last_activity.insert().values(
+                            username=username, logout_at=when, status=status
+                        )
+                    )
+        except IntegrityError:
+            return
+
+    async def get_last_logout(self, username: str) -> tuple[datetime, str | None] | None:
+        query = sa.select(last_activity.c.logout_at, last_activity.c.status).where(
+            last_activity.c.username == username
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else (row.logout_at, row.status)

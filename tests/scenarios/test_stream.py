@@ -1,0 +1,141 @@
+"""Streams (RFC 6120 §4, §5, §11): TLS, bad XML of every kind, limits; other sessions live on."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import pytest
+
+from tests.support.clients import RawClient, connect
+
+CORE = {"enabled": ["ping", "version", "time"]}
+
+
+async def _chat_still_works(server) -> None:  # type: ignore[no-untyped-def]
+    """A bystander session is unaffected: it still gets a ping answered."""
+    bystander = await connect(server, "bystander")
+    try:
+        iq = bystander.make_iq_get(ito=server.host.domain)
+        iq.enable("ping")
+        assert (await bystander.query(iq))["type"] == "result"
+    finally:
+        await bystander.close()
+
+
+@pytest.fixture
+async def core(servers):  # type: ignore[no-untyped-def]
+    return await servers.start(modules=CORE, c2s={"require_tls": False})
+
+
+async def test_stream_header_and_features_offer_starttls(servers):
+    server = await servers.start(modules=CORE)
+    raw = await RawClient.open(server)
+    await raw.send(raw.header())
+    data = await raw.expect(b"</stream:features>")
+    assert b"<starttls" in data and b"<required/>" in data
+    assert b"<mechanisms" not in data  # RFC 6120 §5.3.1: TLS is mandatory-to-negotiate first
+    await raw.close()
+
+
+async def test_plain_stream_without_tls_offers_mechanisms(core):
+    raw = await RawClient.open(core)
+    await raw.send(raw.header())
+    data = await raw.expect(b"</stream:features>")
+    assert b"<mechanism>SCRAM-SHA-256</mechanism>" in data
+    assert b"-PLUS" not in data  # no channel binding without TLS
+    await raw.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "condition"),
+    [
+        (b"<!DOCTYPE lol [<!ENTITY lol 'lol'>]><iq/>", b"restricted-xml"),
+        (b"<message><body>&lol;</body></message>", b"restricted-xml"),
+        (b"<!-- a comment -->", b"restricted-xml"),
+        (b"<?evil instruction?>", b"restricted-xml"),
+        (b"<message><body>x</bod></message>", b"not-well-formed"),
+        (b"<message to='a@localhost'><body>" + b"A" * 300_000, b"policy-violation"),
+        (b"<a>" * 100, b"policy-violation"),
+    ],
+    ids=["doctype-entity", "entity-ref", "comment", "pi", "malformed", "oversized", "deep"],
+)
+async def test_bad_xml_gets_stream_error_and_others_live_on(core, payload, condition):
+    victim = await connect(core, "victim")
+    raw = await RawClient.open(core)
+    await raw.send(raw.header())
+    await raw.expect(b"</stream:features>")
+    await raw.send(payload)
+    data = await raw.read_until_closed()
+    assert b"<stream:error><" + condition in data
+    assert data.rstrip().endswith(b"</stream:stream>")
+    iq = victim.make_iq_get(ito="localhost")
+    iq.enable("ping")
+    assert (await victim.query(iq))["type"] == "result"
+    await victim.close()
+
+
+async def test_wrong_host_gets_host_unknown(core):
+    raw = await RawClient.open(core)
+    await raw.send(raw.header("elsewhere.example"))
+    data = await raw.read_until_closed()
+    assert b"<host-unknown" in data
+
+
+async def test_stanza_before_auth_is_not_authorized(core):
+    raw = await RawClient.open(core)
+    await raw.send(raw.header())
+    await raw.expect(b"</stream:features>")
+    await raw.send(b"<message to='x@localhost'><body>hi</body></message>")
+    data = await raw.read_until_closed()
+    assert b"<not-authorized" in data
+
+
+async def test_direct_tls_login(servers):
+    server = await servers.start(modules=CORE)
+    client = await connect(server, "alice", direct_tls=True)
+    assert client.is_connected()
+    await client.close()
+
+
+async def test_tls_1_1_is_refused(servers):
+    server = await servers.start(modules=CORE)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", server.direct_tls_port, ssl=ctx, server_hostname="localhost"
+        )
+        writer.close()
+
+
+async def test_whitespace_keepalive_is_harmless(core):
+    client = await connect(core, "alice")
+    client.send_raw(" ")
+    client.send_raw("\n\n")
+    iq = client.make_iq_get(ito="localhost")
+    iq.enable("ping")
+    assert (await client.query(iq))["type"] == "result"
+    await client.close()
+
+
+async def test_graceful_close_is_answered(core):
+    raw = await RawClient.open(core)
+    await raw.send(raw.header())
+    await raw.expect(b"</stream:features>")
+    await raw.send(b"</stream:stream>")
+    data = await raw.read_until_closed()
+    assert data.endswith(b"</stream:stream>")
+
+
+async def test_shutdown_sends_system_shutdown(servers):
+    server = await servers.start(modules=CORE, c2s={"require_tls": False})
+    raw = await RawClient.open(server)
+    await raw.send(raw.header())
+    await raw.expect(b"</stream:features>")
+    await servers.stop(server)
+    data = await raw.read_until_closed()
+    assert b"<system-shutdown" in data

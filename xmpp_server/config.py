@@ -1,0 +1,488 @@
+"""Server configuration: one TOML file, environment overrides, validated once.
+
+Every key has a default, so ``load_config()`` with no file gives the embedded configuration of
+DESIGN.md ("Command line"). Unknown sections and keys are errors, in the file and in the
+environment, so a typo never silently falls back to a default.
+
+Precedence, lowest first: defaults < the TOML file < ``XMPPD_<SECTION>_<KEY>`` environment
+variables. Section names contain no underscore, keys may (``XMPPD_C2S_DIRECT_TLS_PORT`` is
+``c2s.direct_tls_port``). Environment values are strings; lists are comma-separated
+(``XMPPD_MODULES_ENABLED=disco,ping``), dicts are comma-separated ``name=value`` pairs
+(``XMPPD_S2S_HOSTS=b.test=127.0.0.3:5269``); pydantic coerces ints and bools from strings.
+
+Values derived from others are filled in after validation: ``muc.domain`` and
+``upload.domain`` from ``server.domain``, ``storage.url`` from ``server.data_dir`` (which is made
+absolute relative to the working directory).
+
+Every failure is a ``ConfigError`` whose text is one line naming the key, ready for the command
+line to print before exiting with status 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "AUTH_MECHANISMS",
+    "ENV_PREFIX",
+    "AuthConfig",
+    "C2SConfig",
+    "ClusterConfig",
+    "Config",
+    "ConfigError",
+    "HTTPConfig",
+    "LimitsConfig",
+    "ModulesConfig",
+    "MucConfig",
+    "RegistrationConfig",
+    "S2SConfig",
+    "ServerConfig",
+    "StorageConfig",
+    "TLSConfig",
+    "UploadConfig",
+    "load_config",
+]
+
+ENV_PREFIX = "XMPPD_"
+
+#: SASL mechanisms the server implements, strongest first.
+AUTH_MECHANISMS = (
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-1",
+    "PLAIN",
+)
+
+STORAGE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A bad configuration. ``str()`` is one line naming the key."""
+
+
+def _normalize_domain(value: str) -> str:
+    """Lowercase a domain name and reject what cannot be a JID domainpart."""
+    domain = value.strip().lower().rstrip(".")
+    if not domain:
+        raise ValueError("must not be empty")
+    if any(ch.isspace() or ch in "@/\\:[]" for ch in domain):
+        # An IPv6 literal would need brackets; IPv4 literals and DNS names pass.
+        raise ValueError(f"not a valid domain name: {value!r}")
+    if len(domain.encode()) > 1023:  # RFC 7622 §3.2
+        raise ValueError("longer than 1023 bytes")
+    return domain
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+
+
+class ServerConfig(_Section):
+    domain: str = "localhost"
+    data_dir: Path = Path("data")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        return _normalize_domain(v)
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_not_empty(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, v: Path) -> Path:
+        return Path(os.path.abspath(v.expanduser()))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+
+class C2SConfig(_Section):
+    bind: str = "127.0.0.1"
+    port: Port = 5222  # 0: any free port (tests)
+    direct_tls_port: Port = 5223  # 0: disabled
+    require_tls: bool = True
+    backlog: Positive = 1024
+    ping_interval: NonNegative = 60  # 0: no XEP-0199 keepalive pings
+    ping_timeout: Positive = 30
+    max_connections: Positive = 10000
+
+
+def _check_host_port(value: str) -> str:
+    """Validate ``host:port`` or ``[ipv6]:port``."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(f"expected 'host:port', got {value!r}")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"expected '[ipv6]:port', got {value!r}")
+        ipaddress.IPv6Address(host[1:-1])
+    elif ":" in host:
+        raise ValueError(f"an IPv6 address needs brackets: '[{host}]:{port}'")
+    return f"{host}:{int(port)}"
+
+
+class S2SConfig(_Section):
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: Port = 5269
+    hosts: dict[str, str] = Field(default_factory=dict)  # domain -> "host:port", overrides DNS
+    require_valid_certs: bool = False
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, v: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for domain, target in v.items():
+            try:
+                out[_normalize_domain(domain)] = _check_host_port(target)
+            except ValueError as exc:
+                raise ValueError(f"{domain}: {exc}") from None
+        return out
+
+
+class HTTPConfig(_Section):
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: Port = 5280
+    origins: list[str] = Field(default_factory=list)  # "*" = any origin
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        out = []
+        for origin in v:
+            origin = origin.strip().rstrip("/")
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"expected '*' or 'http(s)://host[:port]', got {origin!r}")
+            out.append(origin.lower())
+        return out
+
+
+class StorageConfig(_Section):
+    url: str = ""  # empty: sqlite+aiosqlite:///<data_dir>/xmppd.db
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip()
+        if v:
+            scheme = v.partition("://")[0]
+            if scheme not in STORAGE_SCHEMES or "://" not in v:
+                raise ValueError(f"scheme must be one of {', '.join(STORAGE_SCHEMES)}")
+        return v
+
+
+class TLSConfig(_Section):
+    cert: str = ""  # empty: self-signed under <data_dir>/tls/, generated once
+    key: str = ""  # empty with cert set: the key is in the cert file
+
+    @model_validator(mode="after")
+    def _pair(self) -> TLSConfig:
+        if self.key and not self.cert:
+            raise ValueError("tls.cert: required when tls.key is set")
+        return self
+
+
+def _default_exempt() -> list[Network]:
+    return [ipaddress.IPv4Network("127.0.0.0/8"), ipaddress.IPv6Network("::1/128")]
+
+
+class RegistrationConfig(_Section):
+    enabled: bool = True
+    rate_limit: Positive = 5  # registrations per IP per period
+    rate_period: Positive = 600  # seconds
+    exempt: list[Network] = Field(default_factory=lambda: _default_exempt())
+
+    @field_validator("exempt", mode="before")
+    @classmethod
+    def _exempt(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
+        out: list[Any] = []
+        for item in v:
+            if isinstance(item, str):
+                try:
+                    item = ipaddress.ip_network(item.strip())
+                except ValueError as exc:
+                    raise ValueError(str(exc)) from None
+            out.append(item)
+        return out
+
+    def is_exempt(self, address: str) -> bool:
+        """Whether an IP address (as a string) is exempt from the registration limit."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.exempt if net.version == ip.version)
+
+
+class AuthConfig(_Section):
+    mechanisms: list[str] = Field(default_factory=lambda: list(AUTH_MECHANISMS))
+    scram_iterations: Positive = 4096
+    max_failures_per_ip: Positive = 10
+    max_failures_per_account: Positive = 5
+    failure_window: Positive = 300  # seconds
+    lockout: Positive = 60  # seconds
+
+    @field_validator("mechanisms")
+    @classmethod
+    def _mechanisms(cls, v: list[str]) -> list[str]:
+        out: list[str] = []
+        for mech in v:
+            name = mech.strip().upper()
+            if name not in AUTH_MECHANISMS:
+                raise ValueError(f"unknown mechanism {mech!r}, known: {', '.join(AUTH_MECHANISMS)}")
+            if name not in out:
+                out.append(name)
+        if not out:
+            raise ValueError("at least one mechanism is needed")
+        return out
+
+
+class MucConfig(_Section):
+    domain: str = ""  # empty: conference.<server.domain>
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        return _normalize_domain(v) if v.strip() else ""
+
+
+class UploadConfig(_Section):
+    domain: str = ""  # empty: upload.<server.domain>
+    max_size: Positive = 10485760
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        return _normalize_domain(v) if v.strip() else ""
+
+
+class ClusterConfig(_Section):
+    redis_url: str = ""  # empty: single node
+    node: str = ""  # empty: derived by the cluster layer (e.g. host name + pid)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        v = v.strip()
+        if v and v.partition("://")[0] not in REDIS_SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(REDIS_SCHEMES)}")
+        return v
+
+
+class LimitsConfig(_Section):
+    max_stanza_bytes: Positive = 262144
+    max_depth: Positive = 64
+    max_attributes: Positive = 64
+    max_offline_messages: Positive = 1000
+    max_resources_per_user: Positive = 10
+    stanzas_per_second: NonNegative = 0  # per connection; 0: unlimited
+
+
+DEFAULT_MODULES = (
+    "disco",
+    "ping",
+    "version",
+    "time",
+    "last",
+    "register",
+    "roster",
+    "presence",
+    "messages",
+    "offline",
+)
+
+
+class ModulesConfig(_Section):
+    enabled: list[str] = Field(default_factory=lambda: list(DEFAULT_MODULES))
+
+    @field_validator("enabled")
+    @classmethod
+    def _enabled(cls, v: list[str]) -> list[str]:
+        out: list[str] = []
+        for name in v:
+            name = name.strip()
+            if not name:
+                raise ValueError("empty module name")
+            if name not in out:
+                out.append(name)
+        return out
+
+
+class Config(BaseModel):
+    """The whole configuration; one attribute per TOML section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    c2s: C2SConfig = Field(default_factory=C2SConfig)
+    s2s: S2SConfig = Field(default_factory=S2SConfig)
+    http: HTTPConfig = Field(default_factory=HTTPConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+    registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    muc: MucConfig = Field(default_factory=MucConfig)
+    upload: UploadConfig = Field(default_factory=UploadConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    modules: ModulesConfig = Field(default_factory=ModulesConfig)
+
+    @model_validator(mode="after")
+    def _derive(self) -> Config:
+        domain = self.server.domain
+        if not self.muc.domain:
+            self.muc.domain = f"conference.{domain}"
+        if not self.upload.domain:
+            self.upload.domain = f"upload.{domain}"
+        if not self.storage.url:
+            self.storage.url = f"sqlite+aiosqlite:///{self.server.data_dir / 'xmppd.db'}"
+        return self
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _format_validation_error(exc: ValidationError, env_names: Mapping[str, str]) -> str:
+    errors = exc.errors()
+    err = errors[0]
+    loc = _format_loc(tuple(err["loc"]))
+    if err["type"] == "extra_forbidden":
+        text = f"unknown {'key' if '.' in loc else 'section'}: {loc}"
+    else:
+        msg = err["msg"]
+        if err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        # Validators of a whole section report "section.key: message" themselves.
+        text = msg if not loc or msg.startswith(f"{loc}.") else f"{loc}: {msg}"
+    for key, var in env_names.items():
+        if loc == key or loc.startswith((f"{key}.", f"{key}[")):
+            text += f" (from environment variable {var})"
+            break
+    if len(errors) > 1:
+        text += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    return " ".join(text.split())  # one line, whatever the message contained
+
+
+def _env_value(annotation: Any, raw: str) -> Any:
+    """Turn an environment string into what the field expects (pydantic does the rest)."""
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if origin is dict:
+        out: dict[str, str] = {}
+        for item in raw.split(","):
+            if not item.strip():
+                continue
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"expected 'name=value' pairs, got {item.strip()!r}")
+            out[name.strip()] = value.strip()
+        return out
+    return raw
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Merge ``XMPPD_*`` variables into the raw data; returns dotted key -> variable name."""
+    used: dict[str, str] = {}
+    sections = Config.model_fields
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX):
+            continue
+        section, _, key = var[len(ENV_PREFIX) :].lower().partition("_")
+        dotted = f"{section}.{key}" if key else section
+        field = sections.get(section)
+        model = field.annotation if field is not None else None
+        if not key or not isinstance(model, type) or not issubclass(model, _Section):
+            raise ConfigError(f"unknown key: {dotted} (from environment variable {var})")
+        if key not in model.model_fields:
+            raise ConfigError(f"unknown key: {dotted} (from environment variable {var})")
+        try:
+            value = _env_value(model.model_fields[key].annotation, env[var])
+        except ValueError as exc:
+            raise ConfigError(f"{dotted}: {exc} (from environment variable {var})") from None
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section}: expected a table, got {type(table).__name__}")
+        table[key] = value
+        used[dotted] = var
+    return used
+
+
+def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: not UTF-8 ({exc.reason})") from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Load and validate the configuration.
+
+    ``path`` None means all defaults (plus the environment). ``env`` defaults to
+    ``os.environ``; pass ``{}`` to ignore the environment. Raises ``ConfigError``.
+    """
+    data: dict[str, Any] = _read_toml(path) if path is not None else {}
+    used = _apply_env(data, os.environ if env is None else env)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, used)) from None
