@@ -327,7 +327,9 @@ class _LibSSL:
 
 @functools.cache
 def _libssl() -> _LibSSL | None:
-    if sys.implementation.name != "cpython":
+    # The PySSLSocket layout read below is the one of CPython 3.8 to 3.14; on anything else the
+    # pointer is not even looked at (dereferencing a wrong one could crash the process).
+    if sys.implementation.name != "cpython" or not (3, 8) <= sys.version_info[:2] <= (3, 14):
         return None
     try:
         return _LibSSL()
