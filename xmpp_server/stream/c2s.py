@@ -109,7 +109,7 @@ class C2SConnection(asyncio.Protocol):
                 self._transport, self, host.ssl_context, server_side=True,
                 ssl_handshake_timeout=30,
             )
-        except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
             log.info("TLS handshake with %s failed: %s", self._peer_ip, exc)
             self._transport.abort()
             return

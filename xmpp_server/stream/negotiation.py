@@ -6,8 +6,6 @@ router. Features offered after authentication come from ``host.stream_features``
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from typing import TYPE_CHECKING
 

@@ -1,7 +1,8 @@
 """SASL authentication (RFC 6120 §6): SCRAM-SHA-1/256 (+PLUS, RFC 5802/7677) and PLAIN.
 
-SCRAM runs on scramp with the credentials of the account (salted keys only). Channel binding
-uses tls-server-end-point (RFC 5929) and, on TLS 1.2, tls-unique, announced per XEP-0440.
+SCRAM (``scram.py``) runs on the salted keys of the account. Channel binding uses
+tls-exporter (RFC 9266), tls-server-end-point (RFC 5929) and, on TLS 1.2, tls-unique, announced
+per XEP-0440.
 PLAIN is offered only on encrypted streams unless ``c2s.require_tls`` is off. Failures are
 throttled per IP and per account; unknown accounts fail exactly like wrong passwords.
 """
@@ -17,15 +18,16 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import scramp
 from lxml import etree
 
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import JIDError
 from xmpp_server.jid import prep_localpart
 from xmpp_server.stream import tls
+from xmpp_server.stream.scram import ScramError, ScramServer
 
 if TYPE_CHECKING:
+    from xmpp_server.host import Host
     from xmpp_server.stream.session import Session
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class Plain(SaslMechanism):
         host = self.session.host
         if authzid and authzid != f"{username}@{host.domain}":
             return Step("failure", condition="invalid-authzid")
-        if host.auth_throttle.blocked("user:" + username):
+        if _begin_attempt(host, username):
             return _throttled()
         if await host.accounts.verify_password(username, password):
             return Step("success", username=username)
@@ -86,11 +88,12 @@ class Plain(SaslMechanism):
 
 
 class Scram(SaslMechanism):
+    """RFC 5802 / RFC 7677, with channel binding for the -PLUS variants."""
+
     def __init__(self, session: Session, name: str) -> None:
         super().__init__(session)
         self.name = name
-        self.base = name.removesuffix("-PLUS")
-        self.server: scramp.core.ScramServer | None = None
+        self.server: ScramServer | None = None
         self.username: str | None = None
         self.fake = False
 
@@ -99,47 +102,37 @@ class Scram(SaslMechanism):
             return Step("failure", condition="malformed-request")
         try:
             client_first = initial.decode("utf-8")
-            gs2, _, bare = _split_gs2(client_first)
-            username = prep_localpart(_saslname(bare))
-        except (UnicodeDecodeError, ValueError, JIDError):
+            _, authzid, raw_name, _ = ScramServer.parse_client_first(client_first)
+            username = prep_localpart(raw_name)
+        except (UnicodeDecodeError, ScramError, JIDError):
             return Step("failure", condition="malformed-request")
         host = self.session.host
-        authzid = gs2.split(",")[1]
-        if authzid and authzid != f"a={username}@{host.domain}":
+        if authzid and authzid != f"{username}@{host.domain}":
             return Step("failure", condition="invalid-authzid")
-        if host.auth_throttle.blocked("user:" + username):
+        if _begin_attempt(host, username):
             return _throttled()
-        creds = await host.accounts.credentials(username, self.base)
+        creds = await host.accounts.credentials(username, self.name.removesuffix("-PLUS"))
         if creds is None:
             # Unknown account: go through the motions with made-up keys (no enumeration).
             self.fake = True
             salt = hmac.new(host.secret, username.encode(), hashlib.sha256).digest()[:16]
-            auth = (salt, secrets.token_bytes(32), secrets.token_bytes(32), 4096)
+            keys = (salt, 4096, secrets.token_bytes(32), secrets.token_bytes(32))
         else:
-            auth = (creds.salt, creds.stored_key, creds.server_key, creds.iterations)
+            keys = (creds.salt, creds.iterations, creds.stored_key, creds.server_key)
         self.username = username
-        # The client names its binding type in the gs2 header ("p=tls-exporter"); without
-        # one, the default of RFC 9266 applies for the downgrade check.
-        flag = gs2.split(",")[0]
-        cb = _binding(self.session, flag[2:] if flag.startswith("p=") else "tls-exporter")
-        cb = cb or _binding(self.session, "tls-server-end-point")
+        self.server = ScramServer(self.name, *keys, bindings=_bindings(self.session))
         try:
-            self.server = scramp.ScramMechanism(self.name).make_server(
-                lambda _name: auth, channel_binding=cb
-            )
-            self.server.set_client_first(client_first)
-            return Step("challenge", self.server.get_server_first().encode())
-        except scramp.ScramException as exc:
+            return Step("challenge", self.server.client_first(client_first).encode())
+        except ScramError as exc:
             log.debug("SCRAM client-first refused: %s", exc)
-            return Step("failure", condition="not-authorized", username=username)
+            return Step("failure", username=username)
 
     async def step(self, response: bytes) -> Step:
         if self.server is None:
             return Step("failure", condition="malformed-request")
         try:
-            self.server.set_client_final(response.decode("utf-8"))
-            final = self.server.get_server_final().encode()
-        except (scramp.ScramException, UnicodeDecodeError) as exc:
+            final = self.server.client_final(response.decode("utf-8")).encode()
+        except (ScramError, UnicodeDecodeError) as exc:
             log.debug("SCRAM client-final refused: %s", exc)
             return Step("failure", username=self.username)
         if self.fake:
@@ -147,24 +140,19 @@ class Scram(SaslMechanism):
         return Step("success", final, username=self.username)
 
 
+def _begin_attempt(host: Host, username: str) -> bool:
+    """Count the attempt as failed until it succeeds, so that concurrent guesses cannot
+    all pass the check before the first one fails. True when the account is locked."""
+    key = "user:" + username
+    if host.auth_throttle.blocked(key):
+        return True
+    host.auth_throttle.failure(key)
+    return False
+
+
 def _throttled() -> Step:
     return Step("failure", condition="temporary-auth-failure",
                 text="too many failed attempts, try again later")
-
-
-def _split_gs2(client_first: str) -> tuple[str, str, str]:
-    # gs2-header = cbind-flag "," [authzid] "," ; then client-first-message-bare
-    flag, authzid, bare = client_first.split(",", 2)
-    if not flag or flag[0] not in "nyp":
-        raise ValueError("bad gs2 header")
-    return f"{flag},{authzid},", authzid, bare
-
-
-def _saslname(bare: str) -> str:
-    for part in bare.split(","):
-        if part.startswith("n="):
-            return part[2:].replace("=2C", ",").replace("=3D", "=")
-    raise ValueError("no username")
 
 
 def channel_bindings(session: Session) -> list[str]:
@@ -175,12 +163,16 @@ def channel_bindings(session: Session) -> list[str]:
     return list(tls.available_channel_bindings(ssl_object, session.host.tls_cert_der))
 
 
-def _binding(session: Session, kind: str) -> tuple[str, bytes] | None:
+def _bindings(session: Session) -> dict[str, bytes]:
     ssl_object = session.transport.ssl_object
-    if ssl_object is None or kind not in channel_bindings(session):
-        return None
-    data = tls.channel_binding(ssl_object, kind, session.host.tls_cert_der)
-    return (kind, data) if data else None
+    if ssl_object is None:
+        return {}
+    out = {}
+    for kind in channel_bindings(session):
+        data = tls.channel_binding(ssl_object, kind, session.host.tls_cert_der)
+        if data:
+            out[kind] = data
+    return out
 
 
 def offered(session: Session) -> list[str]:
@@ -261,14 +253,9 @@ async def _finish(session: Session, step: Step) -> None:
         return
     if step.condition in ("not-authorized", "temporary-auth-failure"):
         host.auth_throttle.failure("ip:" + session.transport.peer_ip)
-        if step.username:
-            host.auth_throttle.failure("user:" + step.username)
         log.info("authentication failed for %r from %s", step.username,
                  session.transport.peer_ip)
-    session.sasl_failures += 1
     _failure(session, step.condition, step.text)
-    if session.sasl_failures >= MAX_ATTEMPTS:
-        session.stream_error("policy-violation", "too many failed authentication attempts")
 
 
 def _decode(text: str | None) -> bytes | None:
@@ -289,6 +276,9 @@ def _failure(session: Session, condition: str, text: str | None = None) -> None:
     if text:
         body += f"<text xml:lang='en'>{_escape(text)}</text>"
     session.send_bytes(f"<failure xmlns='{ns.SASL}'>{body}</failure>".encode())
+    session.sasl_failures += 1
+    if session.sasl_failures >= MAX_ATTEMPTS:
+        session.stream_error("policy-violation", "too many failed authentication attempts")
 
 
 def _escape(text: str) -> str:
