@@ -51,9 +51,9 @@ class HttpService:
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.bind, config.port, backlog=1024)
         await site.start()
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
         log.info("http listening on %s:%d", config.bind, self.port)
 
     async def stop(self) -> None:

@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-Handler = Callable[[Any], "bool | None | Awaitable[bool | None]"]
+Handler = Callable[[Any], "bool | Awaitable[bool | None] | None"]
 
 
 class Events:

@@ -40,7 +40,7 @@ def resolve(names: list[str]) -> list[type[Module]]:
         if name in seen:
             return
         if name in chain:
-            raise ConfigError(f"modules.enabled: dependency cycle {' -> '.join(chain + (name,))}")
+            raise ConfigError(f"modules.enabled: dependency cycle {' -> '.join((*chain, name))}")
         cls = load(name)
         for dep in cls.depends:
             visit(dep, (*chain, name))

@@ -141,9 +141,8 @@ class Router:
             await self.components[to.domain](stanza)
         elif await self.events.fire("route/cluster", stanza):
             return
-        elif not await self.events.fire("route/remote", stanza):
-            if kind != "presence":
-                raise StanzaError("remote-server-not-found")
+        elif not await self.events.fire("route/remote", stanza) and kind != "presence":
+            raise StanzaError("remote-server-not-found")
 
     def _sender_bare(self, stanza: Stanza) -> JID:
         assert stanza.frm is not None
@@ -159,9 +158,9 @@ class Router:
                 return
             if not await self._fire_iq(stanza, "host"):
                 raise StanzaError("service-unavailable")
-        elif not await self.events.fire(kind + "/host", stanza):
-            if kind == "message" and type_ in (None, "normal", "chat"):
-                raise StanzaError("service-unavailable")
+        elif (not await self.events.fire(kind + "/host", stanza)
+              and kind == "message" and type_ in (None, "normal", "chat")):
+            raise StanzaError("service-unavailable")
 
     async def _to_account(self, stanza: Stanza, bare: JID, implicit: bool) -> None:
         kind = stanza.kind
