@@ -14,6 +14,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from storage.cache import CachedRosterRepository
 from storage.offline import OfflineRepository
 from storage.roster import RosterRepository
 from storage.users import UserRepository
@@ -27,11 +28,13 @@ _MIGRATION_LOCK_KEY = 0x786D7070
 class Storage:
     """The repositories over one engine; `close()` (or `async with`) releases the connections."""
 
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
+    def __init__(self, engine: AsyncEngine, url: str, cache: bool = True) -> None:
         self.url = url
         self._engine = engine
         self.users = UserRepository(engine)
-        self.roster = RosterRepository(engine)
+        self.roster = CachedRosterRepository(engine) if cache else RosterRepository(engine)
+        if isinstance(self.roster, CachedRosterRepository):
+            self.users.deleted.append(self.roster.evict)
         self.offline = OfflineRepository(engine)
 
     async def migrate(self) -> None:
@@ -54,9 +57,12 @@ class Storage:
         await self.close()
 
 
-async def open_storage(url: str, *, migrate: bool = True) -> Storage:
-    """Create the engine for `url` (sqlite+aiosqlite:///path or postgresql+asyncpg://...)."""
-    storage = Storage(_create_engine(url), url)
+async def open_storage(url: str, *, migrate: bool = True, cache: bool = True) -> Storage:
+    """Create the engine for `url` (sqlite+aiosqlite:///path or postgresql+asyncpg://...).
+
+    ``cache``: keep read caches (``storage/cache.py``); only for the single writer of a database.
+    """
+    storage = Storage(_create_engine(url), url, cache=cache)
     if migrate:
         try:
             await storage.migrate()

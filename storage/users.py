@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.base import Repository, lock_user
 from storage.models import credentials as credentials_table
@@ -33,6 +35,11 @@ def _credential_rows(username: str, creds: CredentialList) -> list[dict[str, obj
 
 
 class UserRepository(Repository):
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        # Called with the username after a user was deleted (read caches drop their entries).
+        self.deleted: list[Callable[[str], None]] = []
+
     async def create(self, username: str, credentials: CredentialList) -> None:
         """Register `username`; raises UserExists if taken (the primary key decides races)."""
         rows = _credential_rows(username, credentials)
@@ -95,6 +102,8 @@ class UserRepository(Repository):
         """Remove the user; every per-user table follows by ON DELETE CASCADE, in one statement."""
         async with self._engine.begin() as conn:
             result = await conn.execute(users.delete().where(users.c.username == username))
+        for hook in self.deleted:
+            hook(username)
         return result.rowcount > 0
 
     async def list(self) -> list[str]:

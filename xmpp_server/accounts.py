@@ -3,13 +3,22 @@
 A password is never stored: for each SCRAM hash the salted keys of RFC 5802 §3 are kept, and a
 PLAIN login derives the same keys and compares them. PBKDF2 runs in a worker thread so that a
 burst of logins does not stall the event loop.
+
+PBKDF2 is deliberately slow, and clients that log in with PLAIN reconnect often (phones on
+flaky networks). As Dovecot's authentication cache does, a successful check is remembered in
+memory as an HMAC of the password under a key made at start and never stored: the next login
+with the same password costs one HMAC. The cache holds nothing an attacker could test guesses
+against without that key; it is bounded, and a password change or account removal drops the
+entry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import secrets
+from collections import OrderedDict
 
 import scramp
 
@@ -18,6 +27,11 @@ from xmpp_server.errors import JIDError, StanzaError
 from xmpp_server.jid import prep_localpart
 
 MECHANISMS = ("SCRAM-SHA-1", "SCRAM-SHA-256")
+PLAIN_MECHANISM = "SCRAM-SHA-1"  # the keys PLAIN logins are checked against
+
+
+def _plain_salt(creds: list[ScramCredentials]) -> bytes:
+    return next(c.salt for c in creds if c.mechanism == PLAIN_MECHANISM)
 
 
 def make_credentials(password: str, iterations: int) -> list[ScramCredentials]:
@@ -49,10 +63,42 @@ def valid_password(password: str) -> str:
         raise StanzaError("not-acceptable", "the password contains forbidden characters") from None
 
 
+class VerifiedPasswords:
+    """A bounded LRU of username -> HMAC(process key, salt + password) of checked passwords."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._key = secrets.token_bytes(32)
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+
+    def _mac(self, salt: bytes, password: str) -> bytes:
+        return hmac.new(self._key, salt + b"\0" + password.encode(), hashlib.sha256).digest()
+
+    def check(self, username: str, salt: bytes, password: str) -> bool:
+        known = self._entries.get(username)
+        if known is None or not hmac.compare_digest(known, self._mac(salt, password)):
+            return False
+        self._entries.move_to_end(username)
+        return True
+
+    def remember(self, username: str, salt: bytes, password: str) -> None:
+        if self.size <= 0:
+            return
+        self._entries[username] = self._mac(salt, password)
+        self._entries.move_to_end(username)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def forget(self, username: str) -> None:
+        self._entries.pop(username, None)
+
+
 class Accounts:
-    def __init__(self, storage: Storage, iterations: int = 4096) -> None:
+    def __init__(self, storage: Storage, iterations: int = 4096,
+                 cache_size: int = 50_000) -> None:
         self.storage = storage
         self.iterations = iterations
+        self.verified = VerifiedPasswords(cache_size)
 
     @staticmethod
     def username(raw: str) -> str:
@@ -69,27 +115,36 @@ class Accounts:
             await self.storage.users.create(username, creds)
         except UserExists:
             raise StanzaError("conflict", "the username is already taken") from None
+        self.verified.remember(username, _plain_salt(creds), password)
 
     async def set_password(self, username: str, password: str) -> bool:
         password = valid_password(password)
         creds = await asyncio.to_thread(make_credentials, password, self.iterations)
+        self.verified.forget(username)
         return await self.storage.users.set_credentials(username, creds)
 
     async def credentials(self, username: str, mechanism: str) -> ScramCredentials | None:
         return await self.storage.users.get_credentials(username, mechanism)
 
     async def verify_password(self, username: str, password: str) -> bool:
-        creds = await self.storage.users.get_credentials(username, "SCRAM-SHA-1")
+        creds = await self.storage.users.get_credentials(username, PLAIN_MECHANISM)
         if creds is None:
             return False
         try:
             password = valid_password(password)
         except StanzaError:
             return False
-        return await asyncio.to_thread(check_password, password, creds)
+        # The salt is part of the MAC: new credentials (set elsewhere) never match old entries.
+        if self.verified.check(username, creds.salt, password):
+            return True
+        if not await asyncio.to_thread(check_password, password, creds):
+            return False
+        self.verified.remember(username, creds.salt, password)
+        return True
 
     async def exists(self, username: str) -> bool:
         return await self.storage.users.exists(username)
 
     async def delete(self, username: str) -> bool:
+        self.verified.forget(username)
         return await self.storage.users.delete(username)
