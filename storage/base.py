@@ -23,3 +23,14 @@ async def lock_user(conn: AsyncConnection, username: str) -> bool:
     query = sa.select(users.c.username).where(users.c.username == username)
     row = await conn.execute(query.with_for_update(key_share=True))
     return row.first() is not None
+
+
+def upsert(conn: AsyncConnection, table: sa.Table, values: dict[str, object],
+           key: tuple[str, ...]) -> sa.Executable:
+    """INSERT ... ON CONFLICT (key) DO UPDATE: one statement on SQLite and PostgreSQL alike."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**values)
+    update = {name: stmt.excluded[name] for name in values if name not in key}
+    return stmt.on_conflict_do_update(index_elements=list(key), set_=update)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.base import Repository, lock_user
+from storage.base import Repository, lock_user, upsert
 from storage.models import credentials as credentials_table
 from storage.models import last_activity, roster_versions, users
 from storage.types import ScramCredentials, UserExists
@@ -120,21 +120,11 @@ class UserRepository(Repository):
         """Record the last logout (XEP-0012); a user deleted meanwhile is silently ignored."""
         if when.utcoffset() is None:
             raise ValueError("naive datetime given to storage; use an aware UTC datetime")
+        values = {"username": username, "logout_at": when, "status": status}
         try:
             async with self._engine.begin() as conn:
-                if not await lock_user(conn, username):
-                    return
-                updated = await conn.execute(
-                    last_activity.update()
-                    .where(last_activity.c.username == username)
-                    .values(logout_at=when, status=status)
-                )
-                if updated.rowcount == 0:
-                    await conn.execute(
-                        last_activity.insert().values(
-                            username=username, logout_at=when, status=status
-                        )
-                    )
+                # One statement: the foreign key refuses a user deleted meanwhile.
+                await conn.execute(upsert(conn, last_activity, values, key=("username",)))
         except IntegrityError:
             return
 
