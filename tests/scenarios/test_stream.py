@@ -139,3 +139,43 @@ async def test_shutdown_sends_system_shutdown(servers):
     await servers.stop(server)
     data = await raw.read_until_closed()
     assert b"<system-shutdown" in data
+
+
+async def test_burst_of_simultaneous_connections(core):
+    """Hundreds of connections at once all get their features (listen backlog, RFC 6120 §4)."""
+
+    async def one() -> bytes:
+        raw = await RawClient.open(core)
+        try:
+            await raw.send(raw.header())
+            return await raw.expect(b"</stream:features>")
+        finally:
+            await raw.close()
+
+    results = await asyncio.gather(*(one() for _ in range(300)))
+    assert all(b"<mechanisms" in r for r in results)
+
+
+async def test_malformed_to_gets_jid_malformed(core):
+    await core.host.accounts.create("alice", "pw")
+    raw = await RawClient.open(core)
+    await raw.login("alice", "pw")
+    await raw.send(b"<iq type='get' id='bad1' to='a@b@c'><ping xmlns='urn:xmpp:ping'/></iq>")
+    reply = await raw.expect(b"</iq>")
+    assert b'id="bad1"' in reply and b"<jid-malformed" in reply
+    raw.buffer = b""
+    await raw.send(b"<message id='bad2' to='x@' type='chat'><body>hi</body></message>")
+    reply = await raw.expect(b"</message>")
+    assert b'id="bad2"' in reply and b"<jid-malformed" in reply
+    # The session survives a bad address.
+    raw.buffer = b""
+    await raw.send(b"<iq type='get' id='ok' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    assert b'type="result"' in await raw.expect(b'id="ok"')
+    await raw.close()
+
+
+async def test_unknown_top_level_element_is_unsupported(core):
+    alice = await connect(core, "alice")
+    alice.send_raw("<frobnicate xmlns='urn:example:unknown'/>")
+    await asyncio.wait_for(alice.disconnected, 10)
+    await _chat_still_works(core)

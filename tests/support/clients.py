@@ -125,6 +125,25 @@ class RawClient:
         self.writer.write(data)
         await self.writer.drain()
 
+    async def login(self, user: str, password: str, resource: str = "raw",
+                    domain: str = "localhost") -> None:
+        """SASL PLAIN (the server must allow it: ``c2s.require_tls = false``), then bind."""
+        import base64
+
+        await self.send(self.header(domain))
+        await self.expect(b"</stream:features>")
+        cred = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        await self.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                        f"{cred}</auth>".encode())
+        await self.expect(b"<success")
+        self.buffer = b""
+        await self.send(self.header(domain))
+        await self.expect(b"</stream:features>")
+        await self.send(f"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                        f"<resource>{resource}</resource></bind></iq>".encode())
+        await self.expect(b"</bind>")
+        self.buffer = b""
+
     async def expect(self, token: bytes, timeout: float = TIMEOUT) -> bytes:
         """Read until ``token`` has arrived; returns everything read so far."""
         async with asyncio.timeout(timeout):
