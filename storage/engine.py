@@ -4,6 +4,7 @@ Alembic upgrades. Every dialect difference of the storage package lives in this 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,10 +15,17 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from storage.archive import ArchiveRepository
+from storage.blocklist import BlocklistRepository
 from storage.cache import CachedRosterRepository
 from storage.offline import OfflineRepository
+from storage.pep import PepRepository
+from storage.rooms import RoomRepository
 from storage.roster import RosterRepository
+from storage.timing import Observer, listen
+from storage.uploads import UploadRepository
 from storage.users import UserRepository
+from storage.vcards import PrivateXmlRepository, VCardRepository
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -36,6 +44,17 @@ class Storage:
         if isinstance(self.roster, CachedRosterRepository):
             self.users.deleted.append(self.roster.evict)
         self.offline = OfflineRepository(engine)
+        self.rooms = RoomRepository(engine)
+        self.archive = ArchiveRepository(engine)
+        self.pep = PepRepository(engine)
+        self.vcards = VCardRepository(engine)
+        self.private = PrivateXmlRepository(engine)
+        self.blocklist = BlocklistRepository(engine)
+        self.uploads = UploadRepository(engine)
+
+    def time_statements(self, observe: Observer) -> Callable[[], None]:
+        """Report each SQL statement's duration (metrics); returns the undo."""
+        return listen(self._engine, observe)
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest migration (nothing to do if it is there already)."""

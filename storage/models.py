@@ -131,3 +131,154 @@ offline_messages = sa.Table(
     # never reuse an id: a delivered-then-deleted id must not name a newer message
     sqlite_autoincrement=True,
 )
+
+# -- profiles and personal eventing (XEP-0054, XEP-0049, XEP-0163) ----------------------------
+
+vcards = sa.Table(
+    "vcards",
+    metadata,
+    _owner(),
+    sa.Column("xml", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("username"),
+)
+
+private_xml = sa.Table(
+    "private_xml",
+    metadata,
+    _owner(),
+    sa.Column("key", sa.String, nullable=False),  # "{namespace}name" of the stored element
+    sa.Column("xml", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("username", "key"),
+)
+
+pep_nodes = sa.Table(
+    "pep_nodes",
+    metadata,
+    _owner(),
+    sa.Column("node", sa.String, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),  # JSON object of the node configuration
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("username", "node"),
+)
+
+pep_items = sa.Table(
+    "pep_items",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),  # publication order
+    sa.Column("username", sa.String, nullable=False),
+    sa.Column("node", sa.String, nullable=False),
+    sa.Column("item_id", sa.String, nullable=False),
+    sa.Column("xml", sa.Text, nullable=False),
+    sa.Column("published_at", UTCDateTime, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["username", "node"], ["pep_nodes.username", "pep_nodes.node"], ondelete="CASCADE"
+    ),
+    sa.UniqueConstraint("username", "node", "item_id"),
+    sa.Index(None, "username", "node", "id"),
+    sqlite_autoincrement=True,
+)
+
+# XEP-0313 message archives, one per user. `seq` is the arrival order (the writer inserts in the
+# order messages were accepted); pages are ranges of (ts, seq) in the two indexes below, and an
+# archive id (the XEP-0359 stanza-id, unique per owner) is turned into its (ts, seq) position
+# through the unique index. `ts` alone serves the retention sweep across all archives.
+archive = sa.Table(
+    "archive",
+    metadata,
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    _owner(),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("with_jid", sa.String, nullable=False),  # bare JID of the other party
+    sa.Column("with_resource", sa.String, nullable=True),
+    sa.Column("direction", sa.String(3), nullable=False),  # "in" or "out"
+    sa.Column("xml", sa.Text, nullable=False),
+    sa.UniqueConstraint("username", "id"),
+    sa.Index(None, "username", "ts", "seq"),
+    sa.Index(None, "username", "with_jid", "ts", "seq"),
+    sa.Index(None, "ts"),
+)
+
+# XEP-0441 archiving preferences; a user without a row has the configured default.
+archive_prefs = sa.Table(
+    "archive_prefs",
+    metadata,
+    _owner(),
+    sa.Column("policy", sa.String(6), nullable=False),  # always | never | roster
+    sa.Column("always", sa.Text, nullable=False),  # JSON array of JIDs
+    sa.Column("never", sa.Text, nullable=False),  # JSON array of JIDs
+    sa.PrimaryKeyConstraint("username"),
+)
+
+# XEP-0191 blocklists: one row per blocked JID (a prepared JID string: full, bare or domain).
+blocklist = sa.Table(
+    "blocklist",
+    metadata,
+    _owner(),
+    sa.Column("jid", sa.String, nullable=False),
+    sa.PrimaryKeyConstraint("username", "jid"),
+)
+
+# -- XEP-0045 multi-user chat: persistent rooms, their affiliations, and the room archive --------
+
+muc_rooms = sa.Table(
+    "muc_rooms",
+    metadata,
+    sa.Column("jid", sa.String, primary_key=True),  # room@service
+    sa.Column("config", sa.Text, nullable=False),  # JSON object of the room configuration
+    sa.Column("subject", sa.Text, nullable=True),
+    sa.Column("subject_by", sa.String, nullable=True),  # nick of who set it
+    sa.Column("secret", sa.String, nullable=False),  # per-room salt of XEP-0421 occupant ids
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+muc_affiliations = sa.Table(
+    "muc_affiliations",
+    metadata,
+    sa.Column(
+        "room",
+        sa.String,
+        sa.ForeignKey("muc_rooms.jid", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("jid", sa.String, nullable=False),  # bare JID (or domain) of the user
+    sa.Column("affiliation", sa.String(7), nullable=False),  # owner admin member outcast
+    sa.Column("nick", sa.String, nullable=True),  # reserved nick
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.PrimaryKeyConstraint("room", "jid"),
+    sa.Index(None, "jid"),
+)
+
+muc_archive = sa.Table(
+    "muc_archive",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # No foreign key: temporary rooms (not in muc_rooms) archive too, until destroyed.
+    sa.Column("room", sa.String, nullable=False),
+    sa.Column("stanza_id", sa.String, nullable=False),  # XEP-0359 id the room stamped
+    sa.Column("nick", sa.String, nullable=False),
+    sa.Column("sender", sa.String, nullable=True),  # real bare JID of the sender
+    sa.Column("stored_at", UTCDateTime, nullable=False),
+    sa.Column("xml", sa.Text, nullable=False),  # the message as broadcast, without 'to'
+    sa.Column("retracted", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("room", "stanza_id"),
+    sa.Index(None, "room", "id"),
+    sqlite_autoincrement=True,
+)
+
+# XEP-0363 HTTP File Upload: one row per slot handed out; `stored_at` is set by the PUT.
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    _owner(),
+    sa.Column("filename", sa.String, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content_type", sa.String, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("stored_at", UTCDateTime, nullable=True),
+    sa.Index(None, "username"),
+    sa.Index(None, "stored_at"),
+)

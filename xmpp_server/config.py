@@ -43,10 +43,12 @@ __all__ = [
     "AuthConfig",
     "C2SConfig",
     "ClusterConfig",
+    "ComponentsConfig",
     "Config",
     "ConfigError",
     "HTTPConfig",
     "LimitsConfig",
+    "MamConfig",
     "ModulesConfig",
     "MucConfig",
     "RegistrationConfig",
@@ -136,6 +138,11 @@ class C2SConfig(_Section):
     ping_interval: NonNegative = 60  # 0: no XEP-0199 keepalive pings
     ping_timeout: Positive = 30
     max_connections: Positive = 10000
+    # XEP-0198: how long a dropped session waits to be resumed (0: no resumption), and how
+    # many stanzas may wait for the client's acknowledgement before the session is closed
+    # (above muc.max_occupants: joining a room sends every occupant's presence at once).
+    sm_resume_timeout: Annotated[int, Field(ge=0, le=86400)] = 300
+    sm_max_unacked: Annotated[int, Field(ge=1, le=100000)] = 5000
 
 
 def _check_host_port(value: str) -> str:
@@ -155,9 +162,22 @@ def _check_host_port(value: str) -> str:
 class S2SConfig(_Section):
     enabled: bool = True
     bind: str = "127.0.0.1"
-    port: Port = 5269
+    port: Port = 5269  # 0: any free port (tests)
+    direct_tls_port: Port = 5270  # XEP-0368 direct TLS listener; 0: disabled
     hosts: dict[str, str] = Field(default_factory=dict)  # domain -> "host:port", overrides DNS
+    nameservers: list[str] = Field(default_factory=list)  # "ip" or "ip:port"; empty: the system's
     require_valid_certs: bool = False
+    ca_file: str = ""  # PEM CAs trusted for peer certificates; empty: the system store
+    dialback: bool = True  # XEP-0220 for peers whose certificate does not validate
+    dialback_secret: str = ""  # XEP-0185 key secret; empty: random per start (share in a cluster)
+    bidi: bool = True  # XEP-0288 bidirectional streams
+    connect_timeout: Annotated[float, Field(gt=0)] = 30.0  # seconds to connect and authenticate
+    idle_timeout: Annotated[float, Field(gt=0)] = 300.0  # seconds before an idle stream closes
+    max_connections: Positive = 1000  # inbound streams at once
+    max_connections_per_domain: Positive = 8  # streams with one remote domain, each direction
+    max_queue: Positive = 1000  # stanzas waiting for one outgoing stream before bouncing
+    max_stanza_bytes: Positive = 262144  # larger stanzas close the stream (policy-violation)
+    blocklist: list[str] = Field(default_factory=list)  # domains (and their subdomains) refused
 
     @field_validator("hosts")
     @classmethod
@@ -170,12 +190,92 @@ class S2SConfig(_Section):
                 raise ValueError(f"{domain}: {exc}") from None
         return out
 
+    @field_validator("nameservers")
+    @classmethod
+    def _nameservers(cls, v: list[str]) -> list[str]:
+        out: list[str] = []
+        for server in v:
+            server = server.strip()
+            try:
+                ipaddress.ip_address(server)
+                server = f"[{server}]:53" if ":" in server else f"{server}:53"
+            except ValueError:
+                server = _check_host_port(server)
+                host = server.rpartition(":")[0].strip("[]")
+                ipaddress.ip_address(host)  # an address, not a name to resolve first
+            out.append(server)
+        return out
+
+    @field_validator("blocklist")
+    @classmethod
+    def _blocklist(cls, v: list[str]) -> list[str]:
+        return [_normalize_domain(domain) for domain in v]
+
+
+class ComponentsConfig(_Section):
+    """XEP-0114 external components: one shared secret per component domain."""
+
+    bind: str = "127.0.0.1"
+    port: Port = 5347  # 0: any free port (tests); the listener runs when secrets is not empty
+    secrets: dict[str, str] = Field(default_factory=dict)  # "bot.example.org" = "secret"
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, v: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for domain, secret in v.items():
+            try:
+                name = _normalize_domain(domain)
+            except ValueError as exc:
+                raise ValueError(f"{domain}: {exc}") from None
+            if not secret:
+                raise ValueError(f"{domain}: the secret must not be empty")
+            out[name] = secret
+        return out
+
 
 class HTTPConfig(_Section):
     enabled: bool = True
     bind: str = "127.0.0.1"
     port: Port = 5280
     origins: list[str] = Field(default_factory=list)  # "*" = any origin
+    # The address browsers use (behind a TLS proxy: "https://chat.example.org"): the base of
+    # upload URLs and of the XEP-0156 links; empty: http://<server.domain>:<port>.
+    public_url: str = ""
+    # WebSocket and BOSH streams count as encrypted (SASL PLAIN, c2s.require_tls): "auto" is
+    # true when ``bind`` is a loopback address, i.e. only a local TLS proxy can reach us.
+    consider_secure: Literal["auto"] | bool = "auto"
+    metrics: bool = True  # /metrics (Prometheus text format)
+    metrics_allow: list[Network] = Field(default_factory=lambda: _default_exempt())
+    healthz: bool = True  # /healthz
+    websocket_ping: NonNegative = 30  # seconds between WebSocket pings; 0: none
+    bosh_max_wait: Positive = 60  # longest a BOSH request is held (XEP-0124 'wait')
+    bosh_max_hold: Positive = 1  # most BOSH requests held at once ('hold')
+    bosh_inactivity: Positive = 60  # seconds without a request before a BOSH session ends
+    bosh_polling: NonNegative = 2  # shortest interval between empty polling requests
+    bosh_max_body_bytes: Positive = 524288  # largest BOSH request body
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v and (not v.startswith(("http://", "https://")) or "?" in v or "#" in v):
+            raise ValueError(f"expected 'http(s)://host[:port][/path]', got {v!r}")
+        return v
+
+    @field_validator("metrics_allow", mode="before")
+    @classmethod
+    def _metrics_allow(cls, v: Any) -> Any:
+        return _networks(v)
+
+    def is_secure(self) -> bool:
+        """Whether WebSocket and BOSH streams count as encrypted (see ``consider_secure``)."""
+        if self.consider_secure != "auto":
+            return bool(self.consider_secure)
+        try:
+            return ipaddress.ip_address(self.bind).is_loopback
+        except ValueError:
+            return self.bind == "localhost"
 
     @field_validator("origins")
     @classmethod
@@ -218,6 +318,32 @@ def _default_exempt() -> list[Network]:
     return [ipaddress.IPv4Network("127.0.0.0/8"), ipaddress.IPv6Network("::1/128")]
 
 
+def _networks(v: Any) -> Any:
+    """CIDR strings to networks (lists of them; anything else is left to pydantic)."""
+    if not isinstance(v, list):
+        return v
+    out: list[Any] = []
+    for item in v:
+        if isinstance(item, str):
+            try:
+                item = ipaddress.ip_network(item.strip())
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        out.append(item)
+    return out
+
+
+def in_networks(address: str, networks: list[Network]) -> bool:
+    """Whether an IP address (as a string; IPv4-mapped IPv6 counts as IPv4) is in ``networks``."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks if net.version == ip.version)
+
+
 class RegistrationConfig(_Section):
     enabled: bool = True
     rate_limit: Positive = 5  # registrations per IP per period
@@ -227,27 +353,11 @@ class RegistrationConfig(_Section):
     @field_validator("exempt", mode="before")
     @classmethod
     def _exempt(cls, v: Any) -> Any:
-        if not isinstance(v, list):
-            return v
-        out: list[Any] = []
-        for item in v:
-            if isinstance(item, str):
-                try:
-                    item = ipaddress.ip_network(item.strip())
-                except ValueError as exc:
-                    raise ValueError(str(exc)) from None
-            out.append(item)
-        return out
+        return _networks(v)
 
     def is_exempt(self, address: str) -> bool:
         """Whether an IP address (as a string) is exempt from the registration limit."""
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self.exempt if net.version == ip.version)
+        return in_networks(address, self.exempt)
 
 
 class AuthConfig(_Section):
@@ -274,7 +384,13 @@ class AuthConfig(_Section):
 
 
 class MucConfig(_Section):
+    """XEP-0045 Multi-User Chat service."""
+
     domain: str = ""  # empty: conference.<server.domain>
+    max_occupants: Positive = 1000  # per room; a room's own limit may be lower
+    max_history: NonNegative = 50  # most messages a room keeps for the history sent on joining
+    rate: NonNegative = 20  # messages per second a room accepts on average; 0 = unlimited
+    burst: Positive = 50  # messages a room accepts at once above that rate
 
     @field_validator("domain")
     @classmethod
@@ -283,8 +399,14 @@ class MucConfig(_Section):
 
 
 class UploadConfig(_Section):
+    """XEP-0363 HTTP File Upload."""
+
     domain: str = ""  # empty: upload.<server.domain>
     max_size: Positive = 10485760
+    quota: NonNegative = 524288000  # bytes one user may hold (files + open slots); 0: no limit
+    slot_expiry: Positive = 300  # seconds a PUT URL stays valid
+    retention: NonNegative = 2592000  # seconds an uploaded file is kept; 0: forever
+    cleanup_interval: Annotated[float, Field(gt=0)] = 3600.0  # seconds between cleanups
 
     @field_validator("domain")
     @classmethod
@@ -312,6 +434,21 @@ class LimitsConfig(_Section):
     max_offline_messages: Positive = 1000
     max_resources_per_user: Positive = 10
     stanzas_per_second: NonNegative = 0  # per connection; 0: unlimited
+    max_vcard_bytes: Positive = 65536  # a vCard a client stores (XEP-0054)
+    max_pep_item_bytes: Positive = 131072  # one PEP item's payload (XEP-0163)
+    max_pep_items: Positive = 256  # items one PEP node keeps ("max")
+    max_pep_nodes: Positive = 256  # PEP nodes per user
+    max_private_bytes: Positive = 262144  # a user's private XML, all of it (XEP-0049)
+
+
+class MamConfig(_Section):
+    """XEP-0313 message archives."""
+
+    default_policy: Literal["always", "roster", "never"] = "always"  # XEP-0441, until a user sets
+    retention: NonNegative = 0  # seconds a message stays archived; 0: forever
+    cleanup_interval: Annotated[float, Field(gt=0)] = 3600.0  # seconds between retention sweeps
+    page_size: Positive = 50  # results of a query without RSM <max/>
+    max_page_size: Positive = 250  # the most results one query returns, whatever <max/> says
 
 
 DEFAULT_MODULES = (
@@ -325,6 +462,18 @@ DEFAULT_MODULES = (
     "presence",
     "messages",
     "offline",
+    "mam",
+    "stream_mgmt",
+    "carbons",
+    "csi",
+    "blocking",
+    "vcard",
+    "pep",
+    "avatars",
+    "private",
+    "bookmarks",
+    "http_upload",
+    "muc",
 )
 
 
@@ -352,6 +501,7 @@ class Config(BaseModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     c2s: C2SConfig = Field(default_factory=C2SConfig)
     s2s: S2SConfig = Field(default_factory=S2SConfig)
+    components: ComponentsConfig = Field(default_factory=ComponentsConfig)
     http: HTTPConfig = Field(default_factory=HTTPConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     tls: TLSConfig = Field(default_factory=TLSConfig)
@@ -361,6 +511,7 @@ class Config(BaseModel):
     upload: UploadConfig = Field(default_factory=UploadConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    mam: MamConfig = Field(default_factory=MamConfig)
     modules: ModulesConfig = Field(default_factory=ModulesConfig)
 
     @model_validator(mode="after")
@@ -372,6 +523,10 @@ class Config(BaseModel):
             self.upload.domain = f"upload.{domain}"
         if not self.storage.url:
             self.storage.url = f"sqlite+aiosqlite:///{self.server.data_dir / 'xmppd.db'}"
+        taken = {domain, self.muc.domain, self.upload.domain}
+        for name in self.components.secrets:
+            if name in taken:
+                raise ValueError(f"components.secrets: {name} is already served by this server")
         return self
 
 

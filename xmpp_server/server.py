@@ -14,6 +14,8 @@ from pathlib import Path
 
 from storage import Storage, open_storage
 from xmpp_server.config import Config
+from xmpp_server.federation.component import ComponentListener
+from xmpp_server.federation.manager import Federation
 from xmpp_server.host import Host
 from xmpp_server.modules import registry
 from xmpp_server.stream import tls
@@ -29,6 +31,8 @@ class Server:
         self.storage: Storage | None = None
         self.c2s: list[C2SListener] = []
         self.http: object | None = None
+        self.federation: Federation | None = None
+        self.components: ComponentListener | None = None
         self._stopped = asyncio.Event()
 
     @property
@@ -62,10 +66,16 @@ class Server:
             self.c2s.append(C2SListener(host, c2s.bind, c2s.direct_tls_port, direct_tls=True))
         for listener in self.c2s:
             await listener.start()
+        if config.s2s.enabled:
+            self.federation = Federation(host, cert, key)
+            await self.federation.start()
+        if config.components.secrets:
+            self.components = ComponentListener(host)
+            await self.components.start()
         if config.http.enabled:
             from web_bridge.app import HttpService
 
-            http = HttpService(host)
+            http = HttpService(host, self.c2s)
             await http.start()
             self.http = http
         log.info("serving %s", host.domain)
@@ -73,6 +83,8 @@ class Server:
     async def stop(self) -> None:
         for listener in self.c2s:
             await listener.stop_accepting()
+        if self.federation is not None:
+            self.federation.stop_accepting()
         for listener in self.c2s:
             await listener.close_sessions()
         if self.http is not None:
@@ -81,7 +93,17 @@ class Server:
         host = self.host
         if host is not None:
             await asyncio.sleep(0)  # let connection_lost callbacks run
+            # Sessions kept without a connection (XEP-0198) end now, while storage is open.
+            await host.events.fire("server-stopping")
             await host.drain()
+            # Server-to-server streams and components close once what the sessions left
+            # behind (unavailable presence to remote contacts) has gone out.
+            if self.federation is not None:
+                await self.federation.stop()
+                self.federation = None
+            if self.components is not None:
+                await self.components.stop()
+                self.components = None
             for module in reversed(list(host.modules.values())):
                 await module.stop()
                 module.teardown()

@@ -21,13 +21,24 @@ chat, answers groupchat with service-unavailable and drops the rest (§8.5.3.2).
 
 This is the hot path of a chat server: for an online recipient there is no database access,
 no task, and one serialisation however many sessions get the message.
+
+Fires ``message/delivering`` (arg: ``(stanza, sessions)``) for a normal or chat message to a
+local user once its recipients are chosen and it is stamped, just before it is written (or,
+with ``sessions`` empty, handed to offline storage). Handlers may still change the element
+(carbons strip ``<private/>``, XEP-0280 §9). It is fired only when someone listens, so the
+hot path pays one dict lookup for it.
+
+Calls each function in ``accepted`` with ``(stanza, stanza_id)`` once a normal or chat message
+carrying our XEP-0359 id was written to its recipients or stored offline (not when it was
+refused): the archive (XEP-0313) records it under that id. Plain functions, no coroutine.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -39,11 +50,16 @@ from xmpp_server.modules.base import Module
 from xmpp_server.stanza import Stanza
 
 if TYPE_CHECKING:
+    from xmpp_server.host import Host
     from xmpp_server.stream.session import Session
 
+log = logging.getLogger(__name__)
+
 _BODY = "{" + ns.CLIENT + "}body"
+_STORE = "{" + ns.HINTS + "}store"
 _STANZA_ID = "{" + ns.SID + "}stanza-id"
 _SID_NSMAP = {None: ns.SID}
+DELIVERING = "message/delivering"
 # RFC 6121 §5.2.2: a missing or unknown type is "normal"; these are the others.
 _OTHER_TYPES = frozenset(("headline", "groupchat", "error"))
 # RFC 9562 §5.7: the variant nibble of a UUIDv7 is 10xx; this maps a random hex digit onto it.
@@ -116,13 +132,20 @@ def deliver(el: etree._Element, sessions: Sequence[Session]) -> None:
         return
     data = etree.tostring(el)
     for session in sessions:
-        session.send_bytes(data)
+        if session.filter is None:
+            session.send_bytes(data)
+        else:
+            session.send(el)  # its output filter (XEP-0352) sees the stanza
 
 
 class Messages(Module):
     name = "messages"
     xeps = (359,)
     features = (ns.SID,)
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self.accepted: list[Callable[[Stanza, str], None]] = []
 
     def setup(self) -> None:
         self.on("message/bare", self.to_bare)
@@ -145,8 +168,12 @@ class Messages(Module):
             bare = to.bare_str
             if el.get("to") is None:
                 el.set("to", bare)  # no 'to': the sender's own account (RFC 6120 §10.3.1)
-            _prepare(el, bare)
+            sid = _prepare(el, bare)
+            if self.host.events.has(DELIVERING):
+                return self._deliver_hooked(stanza, recipients, sid)
             deliver(el, recipients)
+            if sid is not None and self.accepted:
+                self._accepted(stanza, sid)
         elif type_ == "headline":
             # §8.5.2.1.1: every available resource with non-negative priority, else dropped
             # (§8.5.2.2.1; §8.5.1 for no account).
@@ -178,11 +205,31 @@ class Messages(Module):
             return True
         el = stanza.el
         if type_ not in _OTHER_TYPES:
-            _prepare(el, to.bare_str)
-        else:
-            strip_stanza_ids(el, to.bare_str)
+            sid = _prepare(el, to.bare_str)
+            if self.host.events.has(DELIVERING):
+                return self._deliver_hooked(stanza, [session], sid)
+            session.send(el)
+            if sid is not None and self.accepted:
+                self._accepted(stanza, sid)
+            return True
+        strip_stanza_ids(el, to.bare_str)
         session.send(el)
         return True
+
+    async def _deliver_hooked(self, stanza: Stanza, recipients: list[Session],
+                              sid: str | None = None) -> bool:
+        await self.host.events.fire(DELIVERING, (stanza, recipients))
+        deliver(stanza.el, recipients)
+        if sid is not None and self.accepted:
+            self._accepted(stanza, sid)
+        return True
+
+    def _accepted(self, stanza: Stanza, sid: str) -> None:
+        for hook in tuple(self.accepted):
+            try:
+                hook(stanza, sid)
+            except Exception:  # delivered already: a failing listener must not undo that
+                log.exception("accepted-message hook failed for id=%s", stanza.id)
 
     async def _undeliverable(self, stanza: Stanza, known: bool) -> bool:
         """§8.5.2.2.1: normal/chat with no available resource: offline storage or an error."""
@@ -195,8 +242,11 @@ class Messages(Module):
         if el.get("to") is None:
             el.set("to", bare)
         sid = _prepare(el, bare)
+        await self.host.events.fire(DELIVERING, (stanza, []))
         try:
             if await self.host.events.fire("message/offline", stanza):
+                if sid is not None and self.accepted:
+                    self._accepted(stanza, sid)
                 return True
             raise StanzaError("service-unavailable")
         except StanzaError:
@@ -208,7 +258,7 @@ class Messages(Module):
 
 
 def _prepare(el: etree._Element, bare: str) -> str | None:
-    """XEP-0359 for a normal/chat message to ``bare``: our stanza-id if it has a body.
+    """XEP-0359 for a normal/chat message to ``bare``: our stanza-id if it has a body (or <store/>).
 
     One pass over the children finds the body and any stanza-id to check for forgery.
     """
@@ -216,7 +266,7 @@ def _prepare(el: etree._Element, bare: str) -> str | None:
     claimed: list[etree._Element] | None = None
     for child in el:
         tag = child.tag
-        if tag == _BODY:
+        if tag in (_BODY, _STORE):  # XEP-0334 <store/>: kept (archived) without a body
             body = True
         elif tag == _STANZA_ID:
             if claimed is None:

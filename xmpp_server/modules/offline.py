@@ -68,8 +68,12 @@ def xep0082_now() -> str:
 def with_delay(el: etree._Element, domain: str, stamp: str) -> str:
     """The message as stored: serialised with a XEP-0203 <delay/> from the server.
 
-    The delay is added for the serialisation only; the routed element is left as it was.
+    The delay is added for the serialisation only; the routed element is left as it was. A
+    message that already carries a delay from this server (one that waited unacknowledged in
+    a stream-management queue) keeps that one: it holds the original time (XEP-0203 §3).
     """
+    if any(d.get("from") == domain for d in el.iterchildren(_DELAY)):
+        return etree.tostring(el, encoding="unicode")
     delay = etree.SubElement(el, _DELAY, nsmap=_DELAY_NSMAP)
     delay.set("from", domain)
     delay.set("stamp", stamp)

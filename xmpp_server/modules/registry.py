@@ -18,6 +18,18 @@ MODULES: dict[str, str] = {
     "presence": "xmpp_server.modules.presence:Presence",
     "messages": "xmpp_server.modules.messages:Messages",
     "offline": "xmpp_server.modules.offline:Offline",
+    "carbons": "xmpp_server.modules.carbons:Carbons",
+    "csi": "xmpp_server.modules.csi:ClientStateIndication",
+    "blocking": "xmpp_server.modules.blocking:Blocking",
+    "vcard": "xmpp_server.modules.vcard:VCard",
+    "pep": "xmpp_server.modules.pep:Pep",
+    "avatars": "xmpp_server.modules.avatars:Avatars",
+    "private": "xmpp_server.modules.private:PrivateStorage",
+    "bookmarks": "xmpp_server.modules.bookmarks:Bookmarks",
+    "mam": "xmpp_server.modules.mam:Mam",
+    "stream_mgmt": "xmpp_server.modules.stream_mgmt:StreamManagement",
+    "http_upload": "xmpp_server.modules.http_upload:HttpUpload",
+    "muc": "xmpp_server.modules.muc:Muc",
 }
 
 

@@ -24,6 +24,12 @@ _CDATA = b"<![CDATA["
 _ENTITIES = (b"&amp;", b"&lt;", b"&gt;", b"&quot;", b"&apos;", b"&#")
 
 
+def _declaration_only(buf: bytes) -> bool:
+    """A framed document (RFC 7395) may begin with the XML declaration: no other "<?"."""
+    head = buf.lstrip()
+    return buf.count(b"<?") == 1 and head.startswith(b"<?xml") and head[5:6].isspace()
+
+
 @dataclass(frozen=True)
 class Limits:
     max_stanza_bytes: int = 262144
@@ -101,7 +107,8 @@ class StreamParser:
                 self._tail = rest  # undecided until more bytes arrive
                 return
             i = buf.find(b"<!", i + 2)
-        if self._root is not None and b"<?" in buf:
+        if b"<?" in buf and (self._root is not None
+                             or (self._framed and not _declaration_only(buf))):
             raise StreamError("restricted-xml", "processing instructions are not allowed")
         i = buf.find(b"&")
         while i != -1:

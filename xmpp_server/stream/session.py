@@ -13,6 +13,7 @@ import secrets
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from lxml import etree
@@ -34,7 +35,11 @@ _INBOX_LOW = 16
 
 
 class Transport(Protocol):
-    """What a Session needs from its connection."""
+    """What a Session needs from its connection.
+
+    A transport names the session it feeds ``session`` (C2SConnection does): stream
+    resumption (XEP-0198) re-points it at the resumed session.
+    """
 
     framed: bool  # RFC 7395 framing: <open/>/<close/> instead of <stream:stream>
 
@@ -51,6 +56,23 @@ class Transport(Protocol):
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
     async def starttls(self) -> None: ...
+
+
+class StreamManagement(Protocol):
+    """What a session tells stream management (XEP-0198) once a feature has enabled it."""
+
+    def received(self) -> None:
+        """A stanza from the client was handled."""
+
+    def sent(self, data: bytes) -> None:
+        """A stanza was written to the client (or, while detached, would have been)."""
+
+    def lost(self, reason: str | None) -> bool:
+        """The connection is gone: True keeps the session bound and detached.
+
+        ``reason`` is None when the connection just dropped, "close" after a closing tag,
+        else the condition of the stream error that closed it.
+        """
 
 
 class Session:
@@ -87,6 +109,15 @@ class Session:
         self.interested = False  # requested the roster: gets roster pushes and probes' answers
         self.directed: set[JID] = set()
         self.data: dict[str, object] = {}  # per-feature state, keyed by feature name
+        # Output filter (XEP-0352 client state indication): consulted by send(); returning
+        # True means it took the stanza and will write it later (send_bytes) or drop it; it
+        # must copy or serialise what it keeps, as callers reuse the element.
+        self.filter: Callable[[etree._Element], bool] | None = None
+        # XEP-0198 stream management, set by its feature; a detached session has lost its
+        # connection but stays bound (presence and all) until it is resumed or ended.
+        self.sm: StreamManagement | None = None
+        self.detached = False
+        self._close_reason: str | None = None
 
     # -- input --------------------------------------------------------------------------------
 
@@ -111,8 +142,6 @@ class Session:
             self.transport.pause_reading()
 
     async def _work(self) -> None:
-        from xmpp_server.stream import negotiation
-
         inbox = self._inbox
         try:
             while inbox:
@@ -123,14 +152,7 @@ class Session:
                 if self.closed and (self.jid is None or not isinstance(item, etree._Element)):
                     continue  # gone: only stanzas already received still get routed
                 try:
-                    if item is None:
-                        self.close()
-                    elif isinstance(item, StreamHeader):
-                        negotiation.stream_header(self, item)
-                    elif self.jid is not None and item.tag in _STANZA_TAGS:
-                        await self.host.router.route_from_client(self, item)
-                    else:
-                        await negotiation.handle_element(self, item)
+                    await self.handle(item)
                 except StreamError as exc:
                     self.stream_error(exc.condition, exc.text)
                 except Exception:
@@ -141,13 +163,42 @@ class Session:
             if self.closed:
                 self._end()
 
+    async def handle(self, item: StreamHeader | etree._Element | None) -> None:
+        """One parsed item: the closing tag (None), a stream header, or a top-level element.
+
+        Other kinds of stream (server-to-server, components) override this.
+        """
+        from xmpp_server.stream import negotiation
+
+        if item is None:
+            self.close()
+        elif isinstance(item, StreamHeader):
+            negotiation.stream_header(self, item)
+        elif self.jid is not None and item.tag in _STANZA_TAGS:
+            await self.host.router.route_from_client(self, item)
+            if self.sm is not None:
+                self.sm.received()
+        else:
+            await negotiation.handle_element(self, item)
+
     # -- output -------------------------------------------------------------------------------
 
     def send(self, el: etree._Element) -> None:
-        if not self.closed:
-            self.transport.write(etree.tostring(el))
+        if self.closed or (self.filter is not None and self.filter(el)):
+            return
+        data = etree.tostring(el)
+        self.transport.write(data)
+        if self.sm is not None:
+            self.sm.sent(data)
 
     def send_bytes(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+            if self.sm is not None:
+                self.sm.sent(data)
+
+    def send_nonza(self, data: bytes) -> None:
+        """Stream-level output that is not a stanza (XEP-0198 <r/>, <a/>): never counted."""
         if not self.closed:
             self.transport.write(data)
 
@@ -171,37 +222,47 @@ class Session:
         self.transport.write(header.encode())
 
     def send_features(self, features: etree._Element) -> None:
-        data = etree.tostring(features)
-        if not self.transport.framed:
-            # Inside <stream:stream> the features element uses the stream prefix.
-            data = data.replace(
-                b'<features xmlns="http://etherx.jabber.org/streams"',
-                b"<stream:features",
-                1,
-            ).replace(b"</features>", b"</stream:features>")
+        # Inside <stream:stream> the features element uses the stream prefix; framed (RFC 7395
+        # §3.3.3 examples, XEP-0206) it declares the prefix itself, as clients look for it.
+        prefix = b"<stream:features" + (b" xmlns:stream='%s'" % ns.STREAM.encode()
+                                        if self.transport.framed else b"")
+        data = etree.tostring(features).replace(
+            b'<features xmlns="http://etherx.jabber.org/streams"', prefix, 1
+        ).replace(b"</features>", b"</stream:features>")
         self.transport.write(data)
 
     # -- closing ------------------------------------------------------------------------------
 
-    def stream_error(self, condition: str, text: str | None = None) -> None:
-        """RFC 6120 §4.9: send the error and close the stream."""
+    def stream_error(self, condition: str, text: str | None = None, extra: bytes = b"") -> None:
+        """RFC 6120 §4.9: send the error and close the stream.
+
+        ``extra``: an application-specific condition element (§4.9.4), serialised.
+        """
         if self.closed or self._closing:
             return
         if not self.header_sent:
             self.open_stream()
         log.info("stream error %s for %s: %s", condition, self.jid or self.transport.peer_ip, text)
+        self._close_reason = condition
+        self.transport.write(self._error_bytes(condition, text, extra))
+        self.close()
+
+    def _error_bytes(self, condition: str, text: str | None, extra: bytes = b"") -> bytes:
         err = StreamError(condition, text).to_bytes()
+        if extra:
+            err = err.replace(b"</stream:error>", extra + b"</stream:error>", 1)
         if self.transport.framed:
             err = err.replace(b"<stream:error>", f"<stream:error xmlns:stream='{ns.STREAM}'>"
                               .encode(), 1)
-        self.transport.write(err)
-        self.close()
+        return err
 
     def close(self) -> None:
         """Graceful close: our closing tag, then the transport (RFC 6120 §4.4)."""
         if self.closed or self._closing:
             return
         self._closing = True
+        if self._close_reason is None:
+            self._close_reason = "close"
         if self.header_sent:
             closing = (
                 b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"
@@ -215,10 +276,65 @@ class Session:
         """The transport is gone, by any cause: tell the features exactly once."""
         if self.closed:
             return
+        sm = self.sm
+        if sm is not None and not self.detached and sm.lost(self._close_reason):
+            self._detach()
+            return
         self.closed = True
         if self._worker is None:
             self._end()
         # else the worker routes what was already received, then ends the session
+
+    # -- stream management (XEP-0198 §5): detached sessions and resumption -------------------
+
+    def _detach(self) -> None:
+        """Stay bound without a connection: output goes nowhere (stream management queues
+        the stanzas); input received before the drop is still handled. ``close()`` ends it."""
+        self.detached = True
+        self.transport = _Detached(self, self.transport)
+        self._paused = False
+        self._closing = False
+        self._close_reason = None
+
+    def detach(self, condition: str, text: str | None = None) -> None:
+        """Cut a live connection with a stream error but keep the session, detached."""
+        if self.closed or self.detached:
+            return
+        old = self.transport
+        _repoint(old, None)  # what the old connection still reports is no longer ours
+        if self.header_sent:  # two writes: one element per frame when framed (RFC 7395)
+            old.write(self._error_bytes(condition, text))
+            old.write(b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>" if old.framed
+                      else b"</stream:stream>")
+        old.close()
+        self._detach()
+
+    async def settled(self) -> None:
+        """Wait until the input received so far has been handled."""
+        while self._worker is not None and self._worker is not asyncio.current_task():
+            await asyncio.wait({self._worker})
+
+    def resume(self, new: Session) -> None:
+        """Continue this detached session on ``new``'s connection (transport swap).
+
+        ``new`` is the authenticated, unbound stream that asked for resumption; it is
+        finished without ending anything. What its client sent after <resume/> is ours.
+        """
+        assert self.detached and not self.closed
+        transport = new.transport
+        _repoint(transport, self)
+        self.transport = transport
+        self.parser = new.parser
+        self.stream_id, self.header_sent, self.lang = new.stream_id, new.header_sent, new.lang
+        self.detached = False
+        self.last_read = time.monotonic()
+        self.ping_pending = False
+        self._paused = new._paused
+        self._inbox.extend(new._inbox)
+        new._inbox.clear()
+        new.closed = new._ended = True
+        if self._inbox and self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
 
     def _end(self) -> None:
         if not self._ended:
@@ -227,6 +343,41 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.jid or self.username or self.transport.peer_ip}>"
+
+
+class _Detached:
+    """The transport of a detached session: writes go nowhere; closing ends the session."""
+
+    can_starttls = False
+    ssl_object = None
+
+    def __init__(self, session: Session, old: Transport) -> None:
+        self.session = session
+        self.framed = old.framed
+        self.secure = old.secure
+        self.peer_ip = old.peer_ip
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        self.session.connection_lost()
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    async def starttls(self) -> None:
+        pass
+
+
+def _repoint(transport: Transport, session: Session | None) -> None:
+    """Make ``transport`` feed ``session`` (see ``Transport``)."""
+    if not hasattr(transport, "session"):
+        raise TypeError(f"{type(transport).__name__} has no 'session' to re-point")
+    transport.session = session
 
 
 _STANZA_TAGS = frozenset(

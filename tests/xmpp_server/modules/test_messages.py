@@ -26,6 +26,7 @@ class FakeSession:
         self.priority = priority
         self.available = available
         self.closed = closed
+        self.filter = None  # no output filter (XEP-0352): delivery may write bytes directly
         self.sent: list[Any] = []
 
     def send(self, el: etree._Element) -> None:
