@@ -1,0 +1,223 @@
+"""XEP-0198: Stream Management — acks both ways and resumption of client sessions.
+
+==============================  ==========================================================
+client sends                    server does
+==============================  ==========================================================
+<enable/> after bind            ``SmState`` on the session; <enabled/>, with an id and
+                                ``max`` (seconds) when resumption was asked for (§3, §5)
+<r/>                            <a h/>: the stanzas handled from the client (§4)
+<a h/>                          drops what the client handled from the unacked queue; an
+                                'h' beyond what was sent is a stream error (§4)
+<resume previd h/> before bind  the old session continues on this connection: <resumed/>,
+                                then the stanzas the client had not handled (§5)
+==============================  ==========================================================
+
+A session with resumption whose connection drops (not a clean close) stays bound and keeps
+its presence, "detached", for ``c2s.sm_resume_timeout`` seconds; stanzas for it wait in its
+queue. When any session with stream management ends, what the client never acknowledged is
+handed on (``unacked.py``). At shutdown detached sessions end before storage closes.
+
+Fires ``session-resumed`` (arg: the Session) once a session continues on a new stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import TYPE_CHECKING
+from xml.sax.saxutils import quoteattr
+
+from lxml import etree
+
+from xmpp_server import namespaces as ns
+from xmpp_server.modules.base import Module
+from xmpp_server.modules.stream_mgmt.state import MOD, SM, SmState
+from xmpp_server.modules.stream_mgmt.unacked import hand_on
+
+if TYPE_CHECKING:
+    from xmpp_server.host import Host
+    from xmpp_server.stream.session import Session
+
+log = logging.getLogger(__name__)
+
+_SM = "{" + SM + "}"
+
+
+def _failed(condition: str) -> bytes:
+    """§6: <failed/> with a stanza error condition."""
+    return (f"<failed xmlns='{SM}'><{condition} xmlns='{ns.STANZAS_ERR}'/></failed>").encode()
+
+
+def _parse_h(value: str | None) -> int | None:
+    """'h' is an xs:unsignedInt."""
+    if value is None or not value.isdigit():
+        return None
+    h = int(value)
+    return h if h < MOD else None
+
+
+class StreamManagement(Module):
+    name = "stream_mgmt"
+    xeps = (198,)
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self._resumable: dict[str, Session] = {}  # SM-ID -> session
+
+    def setup(self) -> None:
+        self.host.stream_features.append(self._feature)
+        for name, handler in (("enable", self.enable), ("resume", self.resume),
+                              ("r", self.request), ("a", self.ack)):
+            self.on(f"stream-element/{_SM}{name}", handler)
+        self.on("session-ended", self.ended)
+        self.on("server-stopping", self.end_detached)
+
+    def teardown(self) -> None:
+        if self._feature in self.host.stream_features:
+            self.host.stream_features.remove(self._feature)
+        super().teardown()
+
+    async def stop(self) -> None:
+        self.end_detached()  # normally done already, at "server-stopping"
+        for session in self._resumable.values():
+            if isinstance(session.sm, SmState):
+                session.sm.stop()
+
+    @staticmethod
+    def _feature(session: Session, features: etree._Element) -> None:
+        # §2: offered after authentication (resumption comes before bind, enabling after).
+        if session.username is not None:
+            etree.SubElement(features, _SM + "sm", nsmap={None: SM})
+
+    # -- enabling (§3) ------------------------------------------------------------------------
+
+    def enable(self, arg: tuple[Session, etree._Element]) -> bool:
+        session, el = arg
+        if session.jid is None or session.sm is not None:
+            # §3: only after binding, and only once
+            session.send_nonza(_failed("unexpected-request"))
+            return True
+        c2s = self.host.config.c2s
+        timeout = c2s.sm_resume_timeout
+        wanted = _parse_h(el.get("max"))  # the client's preference, in seconds
+        if wanted:
+            timeout = min(timeout, wanted)
+        resume_id = None
+        if el.get("resume") in ("true", "1") and timeout > 0:
+            resume_id = secrets.token_urlsafe(18)
+            self._resumable[resume_id] = session
+        session.sm = SmState(session, resume_id, timeout, c2s.sm_max_unacked, self._detached)
+        if resume_id is None:
+            session.send_nonza(f"<enabled xmlns='{SM}'/>".encode())
+        else:
+            session.send_nonza(f"<enabled xmlns='{SM}' id='{resume_id}' resume='true' "
+                               f"max='{timeout}'/>".encode())
+        return True
+
+    # -- acks (§4) ----------------------------------------------------------------------------
+
+    def request(self, arg: tuple[Session, etree._Element]) -> bool:
+        session, _ = arg
+        state = session.sm
+        if isinstance(state, SmState):
+            session.send_nonza(state.answer())
+        return True  # without stream management: ignored
+
+    def ack(self, arg: tuple[Session, etree._Element]) -> bool:
+        session, el = arg
+        state = session.sm
+        if not isinstance(state, SmState):
+            return True
+        h = _parse_h(el.get("h"))
+        if h is None:
+            session.stream_error("invalid-xml", "'h' must be an unsigned integer")
+        elif not state.ack(h):
+            self._too_high(session, state, h)
+        return True
+
+    @staticmethod
+    def _too_high(session: Session, state: SmState, h: int) -> None:
+        """§4: an 'h' higher than the count of stanzas sent is a stream error."""
+        extra = (f"<handled-count-too-high xmlns='{SM}' h='{h}' "
+                 f"send-count='{state.total}'/>").encode()
+        session.stream_error("undefined-condition", "acknowledged more stanzas than were sent",
+                             extra)
+
+    # -- detached sessions and resumption (§5) ------------------------------------------------
+
+    def _detached(self, state: SmState) -> None:
+        """The connection dropped: the session waits ``state.timeout`` seconds for a resume."""
+        log.info("%s detached, resumable for %ds", state.session.jid, state.timeout)
+        loop = asyncio.get_running_loop()
+        state.expiry = loop.call_later(state.timeout, self._expire, state.session)
+
+    def _expire(self, session: Session) -> None:
+        if session.detached and not session.closed:
+            log.info("%s was not resumed in time", session.jid)
+            session.close()  # ends it: session-ended, then ``ended`` below
+
+    async def resume(self, arg: tuple[Session, etree._Element]) -> bool:
+        new, el = arg
+        if new.username is None or new.jid is not None:
+            new.send_nonza(_failed("unexpected-request"))  # §5: after auth, before bind
+            return True
+        if not hasattr(new.transport, "session"):  # see session.Transport
+            new.send_nonza(_failed("feature-not-implemented"))
+            return True
+        previd = el.get("previd") or ""
+        old = self._resumable.get(previd)
+        state = old.sm if old is not None else None
+        # Someone else's SM-ID is as unknown as an expired one.
+        if (old is None or not isinstance(state, SmState) or old.closed
+                or old.username != new.username):
+            new.send_nonza(_failed("item-not-found"))
+            return True
+        h = _parse_h(el.get("h"))
+        if el.get("h") is not None and h is None:
+            new.send_nonza(_failed("bad-request"))
+            return True
+        if h is not None and state.unacked_after(h) is None:
+            self._too_high(new, state, h)
+            return True
+        # §5: a stream still open for the session is terminated with a conflict.
+        old.detach("conflict", "the session was resumed on another stream")
+        state.cancel_request()
+        await old.settled()  # what the old connection delivered is handled (and counted)
+        if old.closed or not old.detached:
+            new.send_nonza(_failed("item-not-found"))  # ended meanwhile, or resumed twice
+            return True
+        if state.expiry is not None:
+            state.expiry.cancel()
+            state.expiry = None
+        if h is not None:
+            state.ack(h)
+        old.resume(new)
+        old.send_nonza(f"<resumed xmlns='{SM}' previd={quoteattr(previd)} "
+                       f"h='{state.handled}'/>".encode())
+        for _, data in state.queue:  # §5: what the client has not handled, again
+            old.send_nonza(data)
+        state.resumed()
+        log.info("%s resumed", old.jid)
+        await self.host.events.fire("session-resumed", old)
+        return True
+
+    # -- the end ------------------------------------------------------------------------------
+
+    async def ended(self, session: Session) -> None:
+        state = session.sm
+        if not isinstance(state, SmState):
+            return
+        state.stop()
+        if state.resume_id is not None and self._resumable.get(state.resume_id) is session:
+            del self._resumable[state.resume_id]
+        queue = list(state.queue)
+        state.queue.clear()
+        if queue and session.jid is not None:
+            await hand_on(self.host, session.jid, queue)
+
+    def end_detached(self, _: object = None) -> None:
+        """Shutdown: every detached session ends now (its unacked stanzas are handed on)."""
+        for session in list(self._resumable.values()):
+            if session.detached and not session.closed:
+                session.close()
