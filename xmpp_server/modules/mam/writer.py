@@ -1,0 +1,134 @@
+"""The archive writer: rows queued on the routing path, written in batches by one task.
+
+Routing never waits for the database: a message is delivered first, and archiving it costs the
+routing path one serialisation and a ``deque.append`` (``add`` is a plain function). One task
+owned by the module writes what was queued, in queue order (so the archive's ``seq`` follows
+arrival order), up to ``batch`` rows per transaction. After the first row of a quiet period it
+waits ``delay`` seconds for company, so a busy server writes a few large transactions per
+second instead of one per message (bench/archive_bench.py measures both).
+
+``flush()`` waits until everything queued so far is written: an archive query calls it first, so
+a client always finds the messages it has just sent and received. ``stop()`` writes what is left
+(graceful shutdown loses nothing that was accepted). A failing write is retried with backoff
+while the server runs; it is given up only when stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from storage.archive import ArchiveEntry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    owner: str  # the username whose archive gets the entry
+    entry: ArchiveEntry
+
+
+Write = Callable[[list[Pending]], Awaitable[None]]
+
+
+class ArchiveWriter:
+    def __init__(self, write: Write, delay: float = 0.005, batch: int = 500,
+                 stop_timeout: float = 10.0) -> None:
+        self._write = write
+        self._delay = delay
+        self._batch = batch
+        self._stop_timeout = stop_timeout
+        self._queue: deque[Pending] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._queued = 0  # rows ever queued
+        self._done = 0  # rows ever finished (written, or given up at stop)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._closing = False
+        self.stats = {"written_batches": 0, "failures": 0}
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, owner: str, entry: ArchiveEntry) -> None:
+        """Queue one entry (the routing path: no await, no I/O)."""
+        self._queue.append(Pending(owner, entry))
+        self._queued += 1
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="mam-writer")
+
+    async def flush(self) -> None:
+        """Return once every entry queued before the call is written."""
+        target = self._queued
+        if self._done >= target:
+            return
+        if self._task is None or self._task.done():
+            raise RuntimeError("the archive writer is not running")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        self._wake.set()
+        await future
+
+    async def stop(self) -> None:
+        """Write what is queued, then end the task (cancelled if the database does not answer)."""
+        self._closing = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(task, self._stop_timeout)
+        except TimeoutError:
+            log.error("archive writer: gave up on %d queued entries at stop", len(self._queue))
+        finally:
+            self._release(self._queued)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not (self._closing or self._waiters) and len(self._queue) < self._batch:
+                await asyncio.sleep(self._delay)  # let a batch gather
+            self._wake.clear()
+            while self._queue:
+                await self._write_batch()
+            if self._closing:
+                return
+
+    async def _write_batch(self) -> None:
+        size = min(len(self._queue), self._batch)
+        batch = [self._queue[i] for i in range(size)]
+        backoff = 0.1
+        while True:
+            try:
+                await self._write(batch)
+                self.stats["written_batches"] += 1
+                break
+            except Exception:
+                self.stats["failures"] += 1
+                log.exception("archive writer: writing %d entries failed", size)
+                if self._closing:
+                    break  # at shutdown: logged, not retried forever
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        for _ in range(size):
+            self._queue.popleft()
+        self._done += size
+        self._release(self._done)
+
+    def _release(self, done: int) -> None:
+        if not self._waiters:
+            return
+        waiting = []
+        for target, future in self._waiters:
+            if target <= done:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((target, future))
+        self._waiters = waiting
