@@ -2,6 +2,7 @@
 
     xmppd [serve] [--config FILE]     run the server (no file: the embedded default)
     xmppd user add|del|passwd|list    manage accounts
+    xmppd room list                   list the persistent group chat rooms (XEP-0045)
     xmppd migrate                     create or upgrade the database schema
     xmppd check-config                validate the configuration and print a summary
 
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     d = usub.add_parser("del", parents=[common], help="delete an account and all its data")
     d.add_argument("username")
     usub.add_parser("list", parents=[common], help="list accounts")
+    room = sub.add_parser("room", parents=[common], help="group chat rooms")
+    rsub = room.add_subparsers(dest="action", required=True)
+    rsub.add_parser("list", parents=[common], help="list the persistent rooms")
     return p
 
 
@@ -121,6 +125,9 @@ def _user(config: Config, args: argparse.Namespace) -> int:
                 if not await accounts.delete(username):
                     print(f"xmppd: no such user: {jid}", file=sys.stderr)
                     return EXIT_FAILED
+                # Room affiliations name the JID, not the account: a new account of the
+                # same name must not inherit them (the server does this on in-band removal).
+                await accounts.storage.rooms.forget_jid(jid)
                 print(f"deleted {jid}")
         except StanzaError as exc:
             print(f"xmppd: {jid}: {exc.text or exc.condition}", file=sys.stderr)
@@ -128,6 +135,30 @@ def _user(config: Config, args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return asyncio.run(_with_storage(config, run))
+
+
+def _room(config: Config) -> int:
+    """``xmppd room list``: one line per persistent room: JID, flags, owners, name."""
+    from storage import open_storage
+
+    async def run() -> int:
+        storage = await open_storage(config.storage.url)
+        try:
+            for stored in await storage.rooms.rooms(config.muc.domain):
+                room = await storage.rooms.get(stored.jid) or stored
+                c = room.config
+                flags = ",".join((
+                    "public" if c.get("public", True) else "hidden",
+                    "members-only" if c.get("members_only") else "open",
+                    *(("password",) if c.get("password") else ()),
+                    *(("moderated",) if c.get("moderated") else ())))
+                owners = ",".join(a.jid for a in room.affiliations if a.affiliation == "owner")
+                print(f"{room.jid}\t{flags}\towners={owners or '-'}\t{c.get('name') or ''}")
+        finally:
+            await storage.close()
+        return EXIT_OK
+
+    return asyncio.run(run())
 
 
 def _serve(config: Config) -> int:
@@ -176,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate(config)
         if command == "check-config":
             return _check(config)
+        if command == "room":
+            return _room(config)
         return _user(config, args)
     except (ConfigError, UsageError) as exc:
         print(f"xmppd: {exc}", file=sys.stderr)
