@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 from xmpp_server.federation import dialback
 from xmpp_server.federation.resolver import NotFound, Target
 from xmpp_server.federation.s2s_out import Failure, OutgoingStream
-from xmpp_server.federation.transport import HANDSHAKE_TIMEOUT, Connection
+from xmpp_server.federation.transport import Connection
 from xmpp_server.stanza import Stanza
+from xmpp_server.stream.tcp import HANDSHAKE_TIMEOUT
 
 if TYPE_CHECKING:
     from xmpp_server.federation.manager import Federation

@@ -21,9 +21,10 @@ from xmpp_server import namespaces as ns
 from xmpp_server.errors import StreamError
 from xmpp_server.federation import auth, dialback
 from xmpp_server.federation.stream import STREAM_TAG, ServerStream, domain_of
-from xmpp_server.federation.transport import HANDSHAKE_TIMEOUT, Connection
+from xmpp_server.federation.transport import Connection
 from xmpp_server.stanza import Stanza
 from xmpp_server.stream.parser import StreamHeader
+from xmpp_server.stream.tcp import HANDSHAKE_TIMEOUT
 
 if TYPE_CHECKING:
     from xmpp_server.federation.manager import Federation

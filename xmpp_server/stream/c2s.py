@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import ssl
 import time
 from typing import TYPE_CHECKING
 
 from xmpp_server import namespaces as ns
 from xmpp_server.stanza import element, sub
 from xmpp_server.stream.session import Session
+from xmpp_server.stream.tcp import TcpTransport
 
 if TYPE_CHECKING:
     from xmpp_server.host import Host
@@ -24,99 +23,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class C2SConnection(asyncio.Protocol):
+class C2SConnection(TcpTransport):
     """A TCP client connection; also the Session's ``Transport``."""
 
-    framed = False
-
     def __init__(self, listener: C2SListener, direct_tls: bool) -> None:
+        super().__init__(listener.host.ssl_context, direct_tls)
         self.listener = listener
-        self._secure = direct_tls
-        self._transport: asyncio.Transport | None = None
-        self.session: Session | None = None
-        self._peer_ip = ""
 
-    # -- asyncio.Protocol ---------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self._peer_ip = peer[0] if peer else ""
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if len(self.listener.connections) >= self.listener.host.config.c2s.max_connections:
-            transport.close()
-            return
-        self.session = Session(self.listener.host, self)
-        self.listener.connections.add(self)
-
-    def data_received(self, data: bytes) -> None:
-        if self.session is not None:
-            self.session.feed(data)
-
-    def eof_received(self) -> bool:
-        return False
+    def make_session(self) -> Session | None:
+        listener = self.listener
+        if len(listener.connections) >= listener.host.config.c2s.max_connections:
+            return None
+        listener.connections.add(self)
+        return Session(listener.host, self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.connections.discard(self)
-        if self.session is not None:
-            self.session.connection_lost()
-
-    # -- Transport for Session ----------------------------------------------------------------
-
-    @property
-    def secure(self) -> bool:
-        return self._secure
-
-    @property
-    def can_starttls(self) -> bool:
-        return not self._secure and self.listener.host.ssl_context is not None
-
-    @property
-    def peer_ip(self) -> str:
-        return self._peer_ip
-
-    @property
-    def ssl_object(self) -> ssl.SSLObject | None:
-        if not self._secure or self._transport is None:
-            return None
-        obj = self._transport.get_extra_info("ssl_object")
-        return obj if isinstance(obj, ssl.SSLObject) else None
-
-    def write(self, data: bytes) -> None:
-        if self._transport is not None:
-            self._transport.write(data)
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def pause_reading(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
-
-    async def starttls(self) -> None:
-        host = self.listener.host
-        assert self._transport is not None and host.ssl_context is not None
-        loop = asyncio.get_running_loop()
-        try:
-            new = await loop.start_tls(
-                self._transport, self, host.ssl_context, server_side=True,
-                ssl_handshake_timeout=30,
-            )
-        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
-            log.info("TLS handshake with %s failed: %s", self._peer_ip, exc)
-            self._transport.abort()
-            return
-        if new is None:
-            return
-        self._transport = new
-        self._secure = True
+        super().connection_lost(exc)
 
 
 class C2SListener:

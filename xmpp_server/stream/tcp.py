@@ -1,0 +1,130 @@
+"""A TCP connection as a ``Session`` transport: what client and server streams share.
+
+An asyncio ``Protocol`` (no task per idle connection) that sets TCP_NODELAY, feeds the bytes
+it receives to its session, and gives the session what ``stream.session.Transport`` promises:
+writes, closing, backpressure and the STARTTLS handshake (server side, or client side when a
+``server_hostname`` is given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xmpp_server.stream.session import Session
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 30.0
+
+
+class TcpTransport(asyncio.Protocol):
+    framed = False
+
+    def __init__(self, tls: ssl.SSLContext | None, direct_tls: bool = False,
+                 server_hostname: str | None = None) -> None:
+        self._tls = tls
+        self._secure = direct_tls
+        self._server_hostname = server_hostname
+        self._transport: asyncio.Transport | None = None
+        self._peer_ip = ""
+        self.session: Session | None = None
+
+    def make_session(self) -> Session | None:
+        """The stream this connection feeds; None refuses the connection."""
+        raise NotImplementedError
+
+    def tls_started(self) -> None:
+        """Called once TLS is up (after a direct-TLS accept or a STARTTLS handshake)."""
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self._peer_ip = peer[0] if peer else ""
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._secure:
+            self.tls_started()
+        self.session = self.make_session()
+        if self.session is None:
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.session is not None:
+            self.session.feed(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.session is not None:
+            self.session.connection_lost()
+
+    # -- Transport for Session ----------------------------------------------------------------
+
+    @property
+    def secure(self) -> bool:
+        return self._secure
+
+    @property
+    def can_starttls(self) -> bool:
+        return not self._secure and self._tls is not None
+
+    @property
+    def peer_ip(self) -> str:
+        return self._peer_ip
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        if not self._secure or self._transport is None:
+            return None
+        obj = self._transport.get_extra_info("ssl_object")
+        return obj if isinstance(obj, ssl.SSLObject) else None
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    async def starttls(self) -> None:
+        """RFC 6120 §5.4.3.3: the TLS handshake on this connection; on failure it is dropped."""
+        assert self._transport is not None and self._tls is not None
+        loop = asyncio.get_running_loop()
+        try:
+            new = await loop.start_tls(
+                self._transport, self, self._tls,
+                server_side=self._server_hostname is None,
+                server_hostname=self._server_hostname,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            )
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
+            log.info("TLS handshake with %s failed: %s", self._peer_ip, exc)
+            self._transport.abort()
+            return
+        if new is None:
+            return
+        self._transport = new
+        self._secure = True
+        self.tls_started()
