@@ -25,12 +25,25 @@ async def lock_user(conn: AsyncConnection, username: str) -> bool:
     return row.first() is not None
 
 
-def upsert(conn: AsyncConnection, table: sa.Table, values: dict[str, object],
-           key: tuple[str, ...]) -> sa.Executable:
-    """INSERT ... ON CONFLICT (key) DO UPDATE: one statement on SQLite and PostgreSQL alike."""
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], sa.Executable] = {}
+
+
+async def upsert(conn: AsyncConnection, table: sa.Table, values: dict[str, object],
+                 key: tuple[str, ...]) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE: one statement on SQLite and PostgreSQL alike.
+
+    The statement is built once per table, columns and dialect, with bound parameters.
+    """
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values)
-    update = {name: stmt.excluded[name] for name in values if name not in key}
-    return stmt.on_conflict_do_update(index_elements=list(key), set_=update)
+    name = conn.dialect.name
+    cache_key = (name, table.name, key, tuple(values))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        dialect = postgresql if name == "postgresql" else sqlite
+        insert = dialect.insert(table).values({c: sa.bindparam(c) for c in values})
+        update = {c: insert.excluded[c] for c in values if c not in key}
+        stmt = _UPSERTS[cache_key] = insert.on_conflict_do_update(
+            index_elements=list(key), set_=update
+        )
+    await conn.execute(stmt, values)

@@ -124,7 +124,7 @@ class UserRepository(Repository):
         try:
             async with self._engine.begin() as conn:
                 # One statement: the foreign key refuses a user deleted meanwhile.
-                await conn.execute(upsert(conn, last_activity, values, key=("username",)))
+                await upsert(conn, last_activity, values, key=("username",))
         except IntegrityError:
             return
 

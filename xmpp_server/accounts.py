@@ -57,6 +57,8 @@ def valid_password(password: str) -> str:
 
     if not password:
         raise StanzaError("not-acceptable", "the password must not be empty")
+    if password.isascii() and password.isprintable():
+        return password  # OpaqueString leaves printable ASCII as it is (RFC 8265 §4.2)
     try:
         return str(precis_i18n.get_profile("OpaqueString").enforce(password))
     except UnicodeEncodeError:
