@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -111,16 +112,6 @@ def error_reply(stanza: Stanza, error: StanzaError, by: str | None = None) -> et
     # Echo the request payload for IQs (helps clients); other kinds keep it too (§8.3.1).
     for child in stanza.el:
         if isinstance(child.tag, str) and child.tag != _C + "error":
-            el.append(_copy(child))
+            el.append(deepcopy(child))
     el.append(error.to_element(by))
     return el
-
-
-def _copy(el: etree._Element) -> etree._Element:
-    from copy import deepcopy
-
-    return deepcopy(el)
-
-
-def tostring(el: etree._Element) -> bytes:
-    return etree.tostring(el)

@@ -29,8 +29,6 @@ _SASL = "{" + ns.SASL + "}"
 _IQ = "{" + ns.CLIENT + "}iq"
 _BIND = "{" + ns.BIND + "}bind"
 _SESSION = "{" + ns.SESSION + "}session"
-# RFC 6120 §6.4.5: a reasonable number of retries, then the connection goes.
-MAX_SASL_ATTEMPTS = 5
 
 
 def stream_header(session: Session, header: StreamHeader) -> None:

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SASL = "{" + ns.SASL + "}"
-SCRAM_NAMES = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1")
 MAX_ATTEMPTS = 5  # RFC 6120 §6.4.5: then the stream is closed
 
 
