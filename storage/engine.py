@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from storage.archive import ArchiveRepository
 from storage.blocklist import BlocklistRepository
 from storage.cache import CachedRosterRepository
+from storage.fast_tokens import FastTokenRepository
 from storage.offline import OfflineRepository
 from storage.pep import PepRepository
+from storage.push import PushRepository
 from storage.rooms import RoomRepository
 from storage.roster import RosterRepository
 from storage.timing import Observer, listen
@@ -51,6 +53,8 @@ class Storage:
         self.private = PrivateXmlRepository(engine)
         self.blocklist = BlocklistRepository(engine)
         self.uploads = UploadRepository(engine)
+        self.fast_tokens = FastTokenRepository(engine)
+        self.push = PushRepository(engine)
 
     def time_statements(self, observe: Observer) -> Callable[[], None]:
         """Report each SQL statement's duration (metrics); returns the undo."""

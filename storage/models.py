@@ -282,3 +282,33 @@ uploads = sa.Table(
     sa.Index(None, "username"),
     sa.Index(None, "stored_at"),
 )
+
+# XEP-0357 push notifications: one row per app server (XMPP Push Service JID + node) that an
+# account's client enabled; `options` is the publish-options form it gave, serialised.
+push_registrations = sa.Table(
+    "push_registrations",
+    metadata,
+    _owner(),
+    sa.Column("jid", sa.String, nullable=False),
+    sa.Column("node", sa.String, nullable=False),
+    sa.Column("options", sa.Text, nullable=True),
+    sa.Column("enabled_at", UTCDateTime, nullable=False),  # the last enable of this pair
+    sa.PrimaryKeyConstraint("username", "jid", "node"),
+)
+
+# XEP-0484 FAST: login tokens of one client (its SASL2 user-agent id, hashed) of an account, in
+# two slots, "new" (handed out, not used yet) and "current" (XEP-0484 §7.1). Only the SHA-256
+# of a token is kept; `last_count` is the highest replay counter accepted with it.
+fast_tokens = sa.Table(
+    "fast_tokens",
+    metadata,
+    _owner(),
+    sa.Column("client", sa.String(64), nullable=False),
+    sa.Column("slot", sa.String(8), nullable=False),
+    sa.Column("mechanism", sa.String, nullable=False),
+    sa.Column("secret", sa.LargeBinary, nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("last_count", sa.BigInteger, nullable=True),
+    sa.PrimaryKeyConstraint("username", "client", "slot"),
+)

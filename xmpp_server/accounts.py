@@ -10,6 +10,9 @@ memory as an HMAC of the password under a key made at start and never stored: th
 with the same password costs one HMAC. The cache holds nothing an attacker could test guesses
 against without that key; it is bounded, and a password change or account removal drops the
 entry.
+
+A password change also revokes the account's FAST login tokens; removing the account removes
+them with the rest of its data.
 """
 
 from __future__ import annotations
@@ -120,10 +123,14 @@ class Accounts:
         self.verified.remember(username, _plain_salt(creds), password)
 
     async def set_password(self, username: str, password: str) -> bool:
+        """A new password; the account's FAST login tokens (XEP-0484) stop working."""
         password = valid_password(password)
         creds = await asyncio.to_thread(make_credentials, password, self.iterations)
         self.verified.forget(username)
-        return await self.storage.users.set_credentials(username, creds)
+        if not await self.storage.users.set_credentials(username, creds):
+            return False
+        await self.storage.fast_tokens.revoke(username)
+        return True
 
     async def credentials(self, username: str, mechanism: str) -> ScramCredentials | None:
         return await self.storage.users.get_credentials(username, mechanism)

@@ -1,4 +1,8 @@
-"""A small SCRAM client (RFC 5802) for tests, with any channel-binding type (RFC 9266 too)."""
+"""A small SCRAM client (RFC 5802) for tests, with any channel-binding type (RFC 9266 too).
+
+``downgrade_protected`` checks the XEP-0474 'h' attribute of the server-first-message against
+the mechanisms and channel-binding types the client saw advertised.
+"""
 
 from __future__ import annotations
 
@@ -43,3 +47,14 @@ class ScramClient:
         server_key = hmac.new(self.salted, b"Server Key", self.hash).digest()
         expected = hmac.new(server_key, self.auth_message, self.hash).digest()
         return server_final.decode() == "v=" + base64.b64encode(expected).decode()
+
+    def downgrade_protected(self, server_first: bytes, mechanisms: list[str],
+                            bindings: list[str]) -> bool:
+        """XEP-0474 §6.2: the server's 'h' matches what was advertised (sorted, %x1E-joined
+        mechanisms; %x1F and the channel-binding types when XEP-0440 listed any)."""
+        attrs = dict(part.split("=", 1) for part in server_first.decode().split(","))
+        text = "\x1e".join(sorted(mechanisms))
+        if bindings:
+            text += "\x1f" + "\x1e".join(sorted(bindings))
+        expected = base64.b64encode(self.hash(text.encode()).digest()).decode()
+        return attrs.get("h") == expected

@@ -48,6 +48,7 @@ from xmpp_server.config.sections import (
     MamConfig,
     ModulesConfig,
     MucConfig,
+    PushConfig,
     RegistrationConfig,
     S2SConfig,
     ServerConfig,
@@ -72,6 +73,7 @@ __all__ = [
     "MamConfig",
     "ModulesConfig",
     "MucConfig",
+    "PushConfig",
     "RegistrationConfig",
     "S2SConfig",
     "ServerConfig",
@@ -101,6 +103,7 @@ class Config(BaseModel):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     mam: MamConfig = Field(default_factory=MamConfig)
+    push: PushConfig = Field(default_factory=PushConfig)
     modules: ModulesConfig = Field(default_factory=ModulesConfig)
 
     @model_validator(mode="after")

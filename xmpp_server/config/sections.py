@@ -102,6 +102,12 @@ class C2SConfig(_Section):
     # (above muc.max_occupants: joining a room sends every occupant's presence at once).
     sm_resume_timeout: Annotated[int, Field(ge=0, le=86400)] = 300
     sm_max_unacked: Annotated[int, Field(ge=1, le=100000)] = 5000
+    # XEP-0388 SASL2 (with XEP-0386 Bind 2) offered beside RFC 6120 SASL; XEP-0484 FAST login
+    # tokens (inside SASL2): their lifetime in seconds (0: no FAST), and the age after which a
+    # login with one hands out its successor.
+    sasl2: bool = True
+    fast_token_ttl: Annotated[int, Field(ge=0, le=10 * 365 * 86400)] = 1209600
+    fast_token_rotation: NonNegative = 86400
 
 
 def _check_host_port(value: str) -> str:
@@ -410,6 +416,17 @@ class MamConfig(_Section):
     max_page_size: Positive = 250  # the most results one query returns, whatever <max/> says
 
 
+class PushConfig(_Section):
+    """XEP-0357 push notifications: what the server tells the clients' app servers."""
+
+    include_body: bool = False  # the message text goes to the app server (a third party)
+    include_sender: bool = False  # the sender's JID goes to the app server
+    important_body: str = ""  # stands in for a body not sent (Prosody's "New Message!"); "": none
+    max_registrations: Positive = 5  # app servers (JID + node) one account may enable
+    min_interval: Annotated[float, Field(ge=0)] = 5.0  # seconds between pushes to one app server
+    max_errors: Positive = 16  # transient failures in a row after which a registration is dropped
+
+
 DEFAULT_MODULES = (
     "disco",
     "ping",
@@ -421,6 +438,7 @@ DEFAULT_MODULES = (
     "presence",
     "messages",
     "offline",
+    "push",
     "mam",
     "stream_mgmt",
     "carbons",

@@ -16,6 +16,9 @@ XEP-0334 §4.3 <no-copy/> hint, nor one that carries MUC user data (<x xmlns='mu
 by a room, or a private message between occupants, §6). Errors are not copied: §6 allows it
 only for bounces of copied messages, which would need the server to track what it copied.
 A message to the user's own account is copied on the receiving side only.
+
+Carbons can also be enabled inline in a XEP-0386 Bind 2 request (announced there; as enabling
+always succeeds, <bound/> gets no answer, XEP-0386 §3.2).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from xmpp_server.errors import StanzaError
 from xmpp_server.modules.base import Module
 from xmpp_server.modules.messages import DELIVERING
 from xmpp_server.stanza import Stanza, element, iq_result, sub
+from xmpp_server.stream import bind2
 
 if TYPE_CHECKING:
+    from xmpp_server.stream.sasl2 import Login
     from xmpp_server.stream.session import Session
 
 ENABLE = "{" + ns.CARBONS + "}enable"
@@ -93,6 +98,17 @@ class Carbons(Module):
         # Late: a filter that refuses the message (blocking) runs first and stops the chain.
         self.on("pre-message", self.sent, priority=-10)
         self.on("session-ended", self.session_ended)
+        self.on("bind2-inline/" + ENABLE, self.enable_inline)
+        self.host.stream_features.append(self._offer_inline)
+
+    def teardown(self) -> None:
+        if self._offer_inline in self.host.stream_features:
+            self.host.stream_features.remove(self._offer_inline)
+        super().teardown()
+
+    @staticmethod
+    def _offer_inline(session: Session, features: etree._Element) -> None:
+        bind2.offer(features, ns.CARBONS)
 
     # -- enabling (§4, §5) --------------------------------------------------------------------
 
@@ -109,6 +125,12 @@ class Carbons(Module):
         if not session.closed:
             self._enabled.setdefault(username, set()).add(session)
         await self.host.router.reply(stanza, iq_result(stanza))
+        return True
+
+    def enable_inline(self, arg: tuple[Login, etree._Element]) -> bool:
+        session = arg[0].session
+        if session.username is not None:
+            self._enabled.setdefault(session.username, set()).add(session)
         return True
 
     async def disable(self, stanza: Stanza) -> bool:

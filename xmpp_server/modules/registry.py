@@ -18,6 +18,7 @@ MODULES: dict[str, str] = {
     "presence": "xmpp_server.modules.presence:Presence",
     "messages": "xmpp_server.modules.messages:Messages",
     "offline": "xmpp_server.modules.offline:Offline",
+    "push": "xmpp_server.modules.push:Push",
     "carbons": "xmpp_server.modules.carbons:Carbons",
     "csi": "xmpp_server.modules.csi:ClientStateIndication",
     "blocking": "xmpp_server.modules.blocking:Blocking",

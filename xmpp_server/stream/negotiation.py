@@ -2,6 +2,8 @@
 
 Everything a client sends before its resource is bound comes here; afterwards stanzas go to the
 router. Features offered after authentication come from ``host.stream_features`` providers.
+Beside RFC 6120 SASL (``sasl.py``) the stream offers XEP-0388 SASL2 (``sasl2.py``, with
+XEP-0386 Bind 2 and XEP-0484 FAST) unless ``c2s.sasl2`` is off.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from xmpp_server import namespaces as ns
 from xmpp_server.errors import JIDError, StanzaError, StreamError
 from xmpp_server.jid import prep_resourcepart
 from xmpp_server.stanza import Stanza, element, error_reply, iq_result, sub
-from xmpp_server.stream import sasl
+from xmpp_server.stream import mechanisms, sasl, sasl2
 from xmpp_server.stream.parser import StreamHeader
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
 _TLS = "{" + ns.TLS + "}"
 _SASL = "{" + ns.SASL + "}"
+_SASL2 = "{" + ns.SASL2 + "}"
 _IQ = "{" + ns.CLIENT + "}iq"
 _BIND = "{" + ns.BIND + "}bind"
 _SESSION = "{" + ns.SESSION + "}session"
@@ -64,9 +67,11 @@ def features(session: Session) -> etree._Element:
         if tls_required:
             return feats  # RFC 6120 §5.3.1: TLS first, nothing else is offered
         mechs = etree.SubElement(feats, _SASL + "mechanisms", nsmap={None: ns.SASL})
-        for name in sasl.offered(session):
+        for name in mechanisms.offered(session):
             etree.SubElement(mechs, _SASL + "mechanism").text = name
-        bindings = sasl.channel_bindings(session)
+        if host.config.c2s.sasl2:
+            sasl2.advertise(session, feats)
+        bindings = mechanisms.channel_bindings(session)
         if bindings:
             # XEP-0440: the channel-binding types the server supports
             cb = etree.SubElement(
@@ -93,6 +98,8 @@ async def handle_element(session: Session, el: etree._Element) -> None:
         await _starttls(session, el)
     elif tag.startswith(_SASL):
         await sasl.handle(session, el)
+    elif tag.startswith(_SASL2) and session.host.config.c2s.sasl2:
+        await sasl2.handle(session, el, features)
     elif tag == f"{{{FRAMING}}}open":
         stream_header(session, StreamHeader(tag, dict(el.attrib), None))
     elif tag == f"{{{FRAMING}}}close":

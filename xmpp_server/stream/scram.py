@@ -1,5 +1,9 @@
 """SCRAM server exchange (RFC 5802, RFC 7677) with channel binding (RFC 5929, RFC 9266).
 
+The server-first-message may carry XEP-0474's downgrade-protection attribute 'h' (an RFC 5802
+§5.1 extension): the hash of the mechanisms and channel-binding types the server advertised,
+which the client compares with what it saw; SCRAM's proof then covers it.
+
 Written here rather than taken from scramp because scramp refuses the tls-exporter binding
 that TLS 1.3 needs; scramp still derives the stored keys (``accounts.py``).
 """
@@ -33,7 +37,8 @@ class ScramServer:
     """One exchange: ``client_first`` -> server-first, ``client_final`` -> server-final."""
 
     def __init__(self, mechanism: str, salt: bytes, iterations: int, stored_key: bytes,
-                 server_key: bytes, bindings: dict[str, bytes]) -> None:
+                 server_key: bytes, bindings: dict[str, bytes],
+                 ssdp: bytes | None = None) -> None:
         self.plus = mechanism.endswith("-PLUS")
         self.hash = hashlib.sha256 if "SHA-256" in mechanism else hashlib.sha1
         self.salt = salt
@@ -41,6 +46,7 @@ class ScramServer:
         self.stored_key = stored_key
         self.server_key = server_key
         self.bindings = bindings  # the channel-binding types this stream supports -> data
+        self.ssdp = ssdp  # XEP-0474: the advertised lists, as a string to hash
         self.gs2_header = ""
         self.cb_data = b""
         self.client_first_bare = ""
@@ -88,6 +94,9 @@ class ScramServer:
         self.client_first_bare = bare
         self.nonce = _attrs(bare)[1][1] + _b64(secrets.token_bytes(18))
         self.server_first = f"r={self.nonce},s={_b64(self.salt)},i={self.iterations}"
+        if self.ssdp is not None:
+            # XEP-0474 §6.1: hashed with the mechanism's own hash function.
+            self.server_first += ",h=" + _b64(self.hash(self.ssdp).digest())
         return self.server_first
 
     def client_final(self, message: str) -> str:

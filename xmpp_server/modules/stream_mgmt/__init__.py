@@ -12,12 +12,18 @@ client sends                    server does
                                 then the stanzas the client had not handled (§5)
 ==============================  ==========================================================
 
+Both also work inline in a XEP-0388 SASL2 login (``inline.py``): <resume/> in <authenticate/>
+answers with <resumed/> (or <failed/>) in <success/>, <enable/> in XEP-0386 <bind/> with
+<enabled/> in <bound/>.
+
 A session with resumption whose connection drops (not a clean close) stays bound and keeps
 its presence, "detached", for ``c2s.sm_resume_timeout`` seconds; stanzas for it wait in its
 queue. When any session with stream management ends, what the client never acknowledged is
 handed on (``unacked.py``). At shutdown detached sessions end before storage closes.
 
-Fires ``session-resumed`` (arg: the Session) once a session continues on a new stream.
+Fires ``session-resumed`` (arg: the Session) once a session continues on a new stream, and
+``session-detached`` (arg: ``(session, unacked)``, in a task of its own) once its connection
+dropped and it waits for resumption; ``unacked`` is the queue of (time sent, stanza) then.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from lxml import etree
 
 from xmpp_server import namespaces as ns
 from xmpp_server.modules.base import Module
+from xmpp_server.modules.stream_mgmt import inline
 from xmpp_server.modules.stream_mgmt.state import MOD, SM, SmState
 from xmpp_server.modules.stream_mgmt.unacked import hand_on
 
@@ -72,6 +79,7 @@ class StreamManagement(Module):
             self.on(f"stream-element/{_SM}{name}", handler)
         self.on("session-ended", self.ended)
         self.on("server-stopping", self.end_detached)
+        inline.setup(self)
 
     def teardown(self) -> None:
         if self._feature in self.host.stream_features:
@@ -89,15 +97,20 @@ class StreamManagement(Module):
         # §2: offered after authentication (resumption comes before bind, enabling after).
         if session.username is not None:
             etree.SubElement(features, _SM + "sm", nsmap={None: SM})
+        else:
+            inline.advertise(features)
 
     # -- enabling (§3) ------------------------------------------------------------------------
 
     def enable(self, arg: tuple[Session, etree._Element]) -> bool:
         session, el = arg
+        session.send_nonza(self.do_enable(session, el))
+        return True
+
+    def do_enable(self, session: Session, el: etree._Element) -> bytes:
+        """Enable stream management on ``session``; returns <enabled/> or <failed/>."""
         if session.jid is None or session.sm is not None:
-            # §3: only after binding, and only once
-            session.send_nonza(_failed("unexpected-request"))
-            return True
+            return _failed("unexpected-request")  # §3: only after binding, and only once
         c2s = self.host.config.c2s
         timeout = c2s.sm_resume_timeout
         wanted = _parse_h(el.get("max"))  # the client's preference, in seconds
@@ -109,11 +122,9 @@ class StreamManagement(Module):
             self._resumable[resume_id] = session
         session.sm = SmState(session, resume_id, timeout, c2s.sm_max_unacked, self._detached)
         if resume_id is None:
-            session.send_nonza(f"<enabled xmlns='{SM}'/>".encode())
-        else:
-            session.send_nonza(f"<enabled xmlns='{SM}' id='{resume_id}' resume='true' "
-                               f"max='{timeout}'/>".encode())
-        return True
+            return f"<enabled xmlns='{SM}'/>".encode()
+        return (f"<enabled xmlns='{SM}' id='{resume_id}' resume='true' "
+                f"max='{timeout}'/>").encode()
 
     # -- acks (§4) ----------------------------------------------------------------------------
 
@@ -151,6 +162,10 @@ class StreamManagement(Module):
         log.info("%s detached, resumable for %ds", state.session.jid, state.timeout)
         loop = asyncio.get_running_loop()
         state.expiry = loop.call_later(state.timeout, self._expire, state.session)
+        if self.host.events.has("session-detached"):  # e.g. XEP-0357 push, for the unacked
+            self.host.spawn(self.host.events.fire("session-detached",
+                                                  (state.session, tuple(state.queue))),
+                            name="session-detached")
 
     def _expire(self, session: Session) -> None:
         if session.detached and not session.closed:
@@ -159,48 +174,67 @@ class StreamManagement(Module):
 
     async def resume(self, arg: tuple[Session, etree._Element]) -> bool:
         new, el = arg
+        result = await self.take_over(new, el)
+        if isinstance(result, bytes):
+            new.send_nonza(result)
+        elif result is not None:
+            result.send_nonza(self.resumed(result))
+            await self.replay(result)
+        return True
+
+    async def take_over(self, new: Session, el: etree._Element) -> Session | bytes | None:
+        """Continue the session <resume/> names on ``new``'s connection.
+
+        Returns that session, or the <failed/> to answer, or None after a stream error.
+        """
         if new.username is None or new.jid is not None:
-            new.send_nonza(_failed("unexpected-request"))  # §5: after auth, before bind
-            return True
+            return _failed("unexpected-request")  # §5: after auth, before bind
         if not hasattr(new.transport, "session"):  # see session.Transport
-            new.send_nonza(_failed("feature-not-implemented"))
-            return True
+            return _failed("feature-not-implemented")
         previd = el.get("previd") or ""
         old = self._resumable.get(previd)
         state = old.sm if old is not None else None
         # Someone else's SM-ID is as unknown as an expired one.
         if (old is None or not isinstance(state, SmState) or old.closed
                 or old.username != new.username):
-            new.send_nonza(_failed("item-not-found"))
-            return True
+            return _failed("item-not-found")
         h = _parse_h(el.get("h"))
         if el.get("h") is not None and h is None:
-            new.send_nonza(_failed("bad-request"))
-            return True
+            return _failed("bad-request")
         if h is not None and state.unacked_after(h) is None:
             self._too_high(new, state, h)
-            return True
+            return None
         # §5: a stream still open for the session is terminated with a conflict.
         old.detach("conflict", "the session was resumed on another stream")
         state.cancel_request()
         await old.settled()  # what the old connection delivered is handled (and counted)
         if old.closed or not old.detached:
-            new.send_nonza(_failed("item-not-found"))  # ended meanwhile, or resumed twice
-            return True
+            return _failed("item-not-found")  # ended meanwhile, or resumed twice
         if state.expiry is not None:
             state.expiry.cancel()
             state.expiry = None
         if h is not None:
             state.ack(h)
         old.resume(new)
-        old.send_nonza(f"<resumed xmlns='{SM}' previd={quoteattr(previd)} "
-                       f"h='{state.handled}'/>".encode())
-        for _, data in state.queue:  # §5: what the client has not handled, again
-            old.send_nonza(data)
+        return old
+
+    @staticmethod
+    def resumed(session: Session) -> bytes:
+        """The <resumed/> of a session ``take_over`` returned."""
+        state = session.sm
+        assert isinstance(state, SmState) and state.resume_id is not None
+        return (f"<resumed xmlns='{SM}' previd={quoteattr(state.resume_id)} "
+                f"h='{state.handled}'/>").encode()
+
+    async def replay(self, session: Session) -> None:
+        """After <resumed/>: §5, what the client has not handled, again."""
+        state = session.sm
+        assert isinstance(state, SmState)
+        for _, data in state.queue:
+            session.send_nonza(data)
         state.resumed()
-        log.info("%s resumed", old.jid)
-        await self.host.events.fire("session-resumed", old)
-        return True
+        log.info("%s resumed", session.jid)
+        await self.host.events.fire("session-resumed", session)
 
     # -- the end ------------------------------------------------------------------------------
 

@@ -1,0 +1,229 @@
+"""SASL mechanisms (RFC 4422): SCRAM-SHA-1/256 (+PLUS, RFC 5802/7677) and PLAIN (RFC 4616).
+
+One implementation of each mechanism, whatever the framing: RFC 6120 SASL (``sasl.py``) and
+XEP-0388 SASL2 (``sasl2.py``) both drive a ``SaslMechanism`` and get ``Step`` results. The
+token mechanisms of XEP-0484 FAST live in ``fast.py`` on the same interface.
+
+SCRAM (``scram.py``) runs on the salted keys of the account. Channel binding uses
+tls-exporter (RFC 9266), tls-server-end-point (RFC 5929) and, on TLS 1.2, tls-unique, announced
+per XEP-0440; the server-first-message carries the XEP-0474 downgrade-protection hash.
+PLAIN is offered only on encrypted streams unless ``c2s.require_tls`` is off. Failures are
+throttled per IP and per account; unknown accounts fail exactly like wrong passwords.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xmpp_server.errors import JIDError
+from xmpp_server.jid import prep_localpart
+from xmpp_server.stream import tls
+from xmpp_server.stream.scram import ScramError, ScramServer
+
+if TYPE_CHECKING:
+    from xmpp_server.host import Host
+    from xmpp_server.stream.session import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Step:
+    """One server step: a challenge, a success (with the account) or a failure."""
+
+    kind: str  # "challenge" | "success" | "failure"
+    data: bytes | None = None
+    username: str | None = None
+    condition: str = "not-authorized"
+    text: str | None = None
+
+
+class SaslMechanism:
+    name = ""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    async def start(self, initial: bytes | None) -> Step:
+        raise NotImplementedError
+
+    async def step(self, response: bytes) -> Step:
+        return Step("failure", condition="malformed-request")
+
+
+class Plain(SaslMechanism):
+    """RFC 4616; the password is checked against the stored SCRAM keys."""
+
+    name = "PLAIN"
+
+    async def start(self, initial: bytes | None) -> Step:
+        if initial is None:
+            return Step("challenge", b"")
+        return await self.step(initial)
+
+    async def step(self, response: bytes) -> Step:
+        try:
+            authzid, authcid, password = response.decode("utf-8").split("\0")
+            username = prep_localpart(authcid)
+        except (UnicodeDecodeError, ValueError, JIDError):
+            return Step("failure", condition="malformed-request")
+        host = self.session.host
+        if authzid and authzid != f"{username}@{host.domain}":
+            return Step("failure", condition="invalid-authzid")
+        if begin_attempt(host, username):
+            return throttled()
+        if await host.accounts.verify_password(username, password):
+            return Step("success", username=username)
+        return Step("failure", username=username)
+
+
+class Scram(SaslMechanism):
+    """RFC 5802 / RFC 7677, with channel binding for the -PLUS variants."""
+
+    def __init__(self, session: Session, name: str) -> None:
+        super().__init__(session)
+        self.name = name
+        self.server: ScramServer | None = None
+        self.username: str | None = None
+        self.fake = False
+
+    async def start(self, initial: bytes | None) -> Step:
+        if not initial:
+            return Step("failure", condition="malformed-request")
+        try:
+            client_first = initial.decode("utf-8")
+            _, authzid, raw_name, _ = ScramServer.parse_client_first(client_first)
+            username = prep_localpart(raw_name)
+        except (UnicodeDecodeError, ScramError, JIDError):
+            return Step("failure", condition="malformed-request")
+        host = self.session.host
+        if authzid and authzid != f"{username}@{host.domain}":
+            return Step("failure", condition="invalid-authzid")
+        if begin_attempt(host, username):
+            return throttled()
+        creds = await host.accounts.credentials(username, self.name.removesuffix("-PLUS"))
+        if creds is None:
+            # Unknown account: go through the motions with made-up keys (no enumeration).
+            self.fake = True
+            salt = hmac.new(host.secret, username.encode(), hashlib.sha256).digest()[:16]
+            keys = (salt, 4096, secrets.token_bytes(32), secrets.token_bytes(32))
+        else:
+            keys = (creds.salt, creds.iterations, creds.stored_key, creds.server_key)
+        self.username = username
+        self.server = ScramServer(self.name, *keys, bindings=bindings(self.session),
+                                  ssdp=downgrade_protection(self.session))
+        try:
+            return Step("challenge", self.server.client_first(client_first).encode())
+        except ScramError as exc:
+            log.debug("SCRAM client-first refused: %s", exc)
+            return Step("failure", username=username)
+
+    async def step(self, response: bytes) -> Step:
+        if self.server is None:
+            return Step("failure", condition="malformed-request")
+        try:
+            final = self.server.client_final(response.decode("utf-8")).encode()
+        except (ScramError, UnicodeDecodeError) as exc:
+            log.debug("SCRAM client-final refused: %s", exc)
+            return Step("failure", username=self.username)
+        if self.fake:
+            return Step("failure", username=self.username)
+        return Step("success", final, username=self.username)
+
+
+# -- throttling (RFC 6120 §13.3 "brute force"), shared by every mechanism ---------------------
+
+def begin_attempt(host: Host, username: str) -> bool:
+    """Count the attempt as failed until it succeeds, so that concurrent guesses cannot
+    all pass the check before the first one fails. True when the account is locked."""
+    key = "user:" + username
+    if host.auth_throttle.blocked(key):
+        return True
+    host.auth_throttle.failure(key)
+    return False
+
+
+def throttled() -> Step:
+    return Step("failure", condition="temporary-auth-failure",
+                text="too many failed attempts, try again later")
+
+
+def ip_blocked(session: Session) -> bool:
+    return session.host.auth_throttle.blocked("ip:" + session.transport.peer_ip)
+
+
+def record(session: Session, step: Step) -> None:
+    """Book the outcome of an exchange with the throttles, whatever the framing."""
+    throttle = session.host.auth_throttle
+    if step.kind == "success":
+        assert step.username is not None
+        throttle.success("user:" + step.username)
+    elif step.kind == "failure" and step.condition in ("not-authorized",
+                                                       "temporary-auth-failure"):
+        throttle.failure("ip:" + session.transport.peer_ip)
+        log.info("authentication failed for %r from %s", step.username,
+                 session.transport.peer_ip)
+
+
+# -- what a stream offers ---------------------------------------------------------------------
+
+def channel_bindings(session: Session) -> list[str]:
+    """The channel-binding types available on this stream (XEP-0440)."""
+    ssl_object = session.transport.ssl_object
+    if ssl_object is None:
+        return []
+    return list(tls.available_channel_bindings(ssl_object, session.host.tls_cert_der))
+
+
+def bindings(session: Session) -> dict[str, bytes]:
+    """Channel-binding type -> data, for the types this stream supports."""
+    ssl_object = session.transport.ssl_object
+    if ssl_object is None:
+        return {}
+    out = {}
+    for kind in channel_bindings(session):
+        data = tls.channel_binding(ssl_object, kind, session.host.tls_cert_der)
+        if data:
+            out[kind] = data
+    return out
+
+
+def offered(session: Session) -> list[str]:
+    """The mechanisms announced on this stream, in SASL1 and SASL2 alike."""
+    config = session.host.config
+    secure = session.transport.secure
+    binding = bool(channel_bindings(session))
+    names = []
+    for name in config.auth.mechanisms:
+        if name.endswith("-PLUS") and not binding:
+            continue
+        if name == "PLAIN" and not secure and config.c2s.require_tls:
+            continue
+        names.append(name)
+    return names
+
+
+def downgrade_protection(session: Session) -> bytes:
+    """XEP-0474 §6.1: the string whose hash SCRAM's 'h' attribute carries.
+
+    The advertised mechanisms sorted (i;octet) and joined by %x1E, then, as XEP-0440
+    channel-binding types are advertised when there are any, %x1F and those sorted and
+    joined the same way. SASL1 and SASL2 announce the same mechanisms here.
+    """
+    text = "\x1e".join(sorted(offered(session)))
+    kinds = channel_bindings(session)
+    if kinds:
+        text += "\x1f" + "\x1e".join(sorted(kinds))
+    return text.encode()
+
+
+def make(session: Session, name: str) -> SaslMechanism | None:
+    """The password mechanism ``name``, if this stream offers it."""
+    if name not in offered(session):
+        return None
+    return Plain(session) if name == "PLAIN" else Scram(session, name)
