@@ -18,6 +18,7 @@ from storage import Storage
 from xmpp_server.accounts import Accounts
 from xmpp_server.config import Config
 from xmpp_server.events import Events
+from xmpp_server.jid import JID
 from xmpp_server.routing.router import Router
 from xmpp_server.routing.sessions import SessionRegistry
 from xmpp_server.throttle import Throttle, Throttles
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FeatureProvider = Callable[["Session", etree._Element], None]
+Refusal = Callable[[str, JID], bool]  # (username, sender) -> whether it is refused
 
 
 class Host:
@@ -50,6 +52,10 @@ class Host:
         self.ssl_context: ssl.SSLContext | None = None
         self.tls_cert_der: bytes | None = None
         self.stream_features: list[FeatureProvider] = []
+        # Checks for stanzas written straight to sessions, past the router (room fan-out):
+        # each says whether a user refuses stanzas from a sender (XEP-0191). A feature adds
+        # one only while some online user has something to refuse.
+        self.refusals: list[Refusal] = []
         self.modules: dict[str, Module] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 

@@ -22,6 +22,9 @@ may see the user's presence (a subscription, or directed presence); unblocking s
 current presence (and probes it, to bring the user's view back). IQs to the bare JID are the
 server's, not the user's, and are not filtered.
 
+A room writes to its occupants' sessions directly; while some online user's list is not empty,
+``refuses`` is in ``host.refusals`` and the room checks each sender against it.
+
 Each online user's list is cached (loaded when a session is bound, dropped with the last
 one), so a stanza costs one dict lookup for a user with an empty list.
 """
@@ -88,6 +91,7 @@ class Blocking(Module):
 
     def setup(self) -> None:
         self._lists: dict[str, frozenset[str]] = {}  # online users whose list is loaded
+        self._refusing: set[str] = set()  # those of them whose list is not empty
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self.on_iq("get", "bare", BLOCKLIST, self.get)
         self.on_iq("set", "bare", BLOCK, self.block)
@@ -126,7 +130,7 @@ class Blocking(Module):
                 return cached
             blocked = frozenset(await self.host.storage.blocklist.get(username))
             if self.host.sessions.is_online(username):
-                self._lists[username] = blocked
+                self._cache(username, blocked)
             return blocked
 
     async def session_bound(self, session: Session) -> None:
@@ -140,6 +144,37 @@ class Blocking(Module):
 
     def _forget(self, username: str) -> None:
         self._lists.pop(username, None)
+        self._refusing.discard(username)
+        self._sync_refusal()
+
+    def _cache(self, username: str, blocked: frozenset[str]) -> None:
+        self._lists[username] = blocked
+        if blocked:
+            self._refusing.add(username)
+        else:
+            self._refusing.discard(username)
+        self._sync_refusal()
+
+    def _sync_refusal(self) -> None:
+        """Room fan-out checks senders only while some online user blocks someone."""
+        refusals = self.host.refusals
+        present = self.refuses in refusals
+        if self._refusing and not present:
+            refusals.append(self.refuses)
+        elif not self._refusing and present:
+            refusals.remove(self.refuses)
+
+    def refuses(self, username: str, sender: JID) -> bool:
+        """§5.3 for stanzas that bypass the router: a room's messages and presence."""
+        blocked = self._lists.get(username)
+        if not blocked:
+            return False
+        return matches(blocked, sender)
+
+    def teardown(self) -> None:
+        if self.refuses in self.host.refusals:
+            self.host.refusals.remove(self.refuses)
+        super().teardown()
 
     # -- enforcement --------------------------------------------------------------------------
 
@@ -259,7 +294,7 @@ class Blocking(Module):
             # Before the cache changes: from then on nothing of the user's reaches them.
             await self._tell_unavailable(username, old, frozenset(jids))
             if username in self._lists:
-                self._lists[username] = old | frozenset(jids)
+                self._cache(username, old | frozenset(jids))
         await self.host.router.reply(stanza, iq_result(stanza))
         self._push(username, BLOCK, jids)
         return True
@@ -274,7 +309,7 @@ class Blocking(Module):
             removed = await self.host.storage.blocklist.unblock(username, jids or None)
             remaining = frozenset(await self.host.storage.blocklist.get(username))
             if username in self._lists:
-                self._lists[username] = remaining
+                self._cache(username, remaining)
         await self.host.router.reply(stanza, iq_result(stanza))
         self._push(username, UNBLOCK, jids)
         await self._tell_available(username, remaining, frozenset(removed))

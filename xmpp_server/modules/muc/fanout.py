@@ -8,6 +8,8 @@ Local sessions are written to directly: for groupchat stanzas the router's ``mes
 ``presence/full`` chains would only deliver them. A session with an output filter (XEP-0352)
 gets the element itself (the filter serialises what it holds at once). Recipients on other
 servers or nodes (no local session) go through the router, each with a copy of the element.
+Writing past the router skips its blocking checks, so while some online user blocks someone
+(``host.refusals``, XEP-0191 §5.3) the sender is checked for each local session.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from xmpp_server.errors import JIDError
 from xmpp_server.jid import JID
 
 if TYPE_CHECKING:
-    from xmpp_server.host import Host
+    from xmpp_server.host import Host, Refusal
     from xmpp_server.stream.session import Session
 
 
@@ -92,6 +95,19 @@ class Target:
         self.to_attr = f' to="{_escape(str(jid))}"'.encode()
 
 
+def _sender(template: Template) -> JID | None:
+    frm = template.el.get("from")
+    try:
+        return JID.parse(frm) if frm else None
+    except JIDError:
+        return None
+
+
+def _refused(refusals: list[Refusal], session: Session, sender: JID) -> bool:
+    username = session.username
+    return username is not None and any(refuses(username, sender) for refuses in refusals)
+
+
 class Fanout:
     def __init__(self, host: Host) -> None:
         self.host = host
@@ -99,6 +115,8 @@ class Fanout:
     async def send(self, template: Template, targets: Iterable[Target]) -> None:
         """Deliver one stanza to each target."""
         remote: list[Target] | None = None
+        refusals = self.host.refusals
+        sender = _sender(template) if refusals else None
         for target in targets:
             session = target.session
             if session is None:
@@ -107,6 +125,8 @@ class Fanout:
                 remote.append(target)
             elif session.closed:
                 continue  # its session-ended handler takes it out of the room
+            elif sender is not None and _refused(refusals, session, sender):
+                continue
             elif session.filter is None:
                 session.send_bytes(template.head + target.to_attr + template.tail)
             else:
@@ -127,7 +147,8 @@ class Fanout:
         """Several stanzas to one session (entering a room): one write when nothing counts
         or filters stanzas one by one (stream management, client state indication)."""
         session = target.session
-        if session is not None and session.filter is None and session.sm is None:
+        if (session is not None and session.filter is None and session.sm is None
+                and not self.host.refusals):
             if not session.closed and templates:
                 to = target.to_attr
                 session.send_bytes(b"".join(b"".join((t.head, to, t.tail)) for t in templates))
