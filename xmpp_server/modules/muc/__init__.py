@@ -11,6 +11,7 @@ room.py           one room's state and its broadcasts; occupant.py: occupants an
 presence.py       entering, leaving, nick and presence changes (§7.1-§7.7, §7.14)
 messages.py       groupchat, private messages, the subject (§7.4, §7.5, §8.1), rate limits
 affiliations.py   muc#admin: roles, affiliations, kick, ban, voice, lists (§8-§10)
+voice.py          voice requests and their approval (§7.13, §8.6)
 owner.py          muc#owner: configuration (config.py, forms.py) and destruction (§10)
 history.py        the history sent on entering (§7.2.14)
 invites.py        mediated invitations and declines (§7.8), direct invitations (XEP-0249)
@@ -38,8 +39,9 @@ from xmpp_server.modules.muc import (
     occupant_iq,
     owner,
     register,
+    voice,
 )
-from xmpp_server.modules.muc.ns import X_USER
+from xmpp_server.modules.muc.ns import X_DATA, X_USER
 from xmpp_server.modules.muc.service import MucService
 from xmpp_server.namespaces import PING
 from xmpp_server.stanza import Stanza, iq_result
@@ -78,6 +80,7 @@ class Muc(Module):
         })
         service.occupant_iq[("get", _PING)] = occupant_iq.ping
         service.room_messages[X_USER] = invites.user_x
+        service.room_messages[X_DATA] = voice.form_message
         self.host.router.components[service.domain] = service.handle
         self.on("disco-items/host", self._list_service)
         self.on("session-ended", service.session_ended, priority=10)

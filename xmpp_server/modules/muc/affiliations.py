@@ -113,7 +113,7 @@ async def set_items(service: MucService, room: Room, stanza: Stanza) -> None:
     for change in affs:
         await apply_affiliation(room, change.jid, actor_nick, change.reason)
     for rc in roles:
-        await _apply_role(room, rc, actor_nick)
+        await apply_role(room, rc, actor_nick)
 
 
 def _affiliation_change(room: Room, actor_jid: JID, item: etree._Element,
@@ -200,7 +200,7 @@ async def apply_affiliation(room: Room, jid: str, actor: str | None,
             await room.broadcast_presence(occupant, actor=actor, reason=reason)
 
 
-async def _apply_role(room: Room, change: RoleChange, actor: str | None) -> None:
+async def apply_role(room: Room, change: RoleChange, actor: str | None) -> None:
     occupant = change.occupant
     if room.occupants.get(occupant.key) is not occupant:
         return  # left meanwhile

@@ -23,6 +23,7 @@ from xmpp_server.modules.muc.ns import (
     MUC,
     OCCUPANT_ID,
     REGISTER,
+    REQUEST,
     ROOMINFO,
     SELF_PING,
     STABLE_ID,
@@ -79,7 +80,7 @@ def room_features(room: Room) -> list[str]:
     c = room.config
     features = [
         ns.DISCO_INFO, ns.DISCO_ITEMS, MUC, STABLE_ID, SELF_PING, OCCUPANT_ID, ns.SID,
-        REGISTER, MODERATE,
+        REGISTER, MODERATE, REQUEST,
         "muc_public" if c.public else "muc_hidden",
         "muc_persistent" if c.persistent else "muc_temporary",
         "muc_membersonly" if c.members_only else "muc_open",

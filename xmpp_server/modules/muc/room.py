@@ -66,6 +66,7 @@ class Room:
         self.reserved: dict[str, str] = {}  # bare JID -> registered nick
         self.occupants: dict[str, Occupant] = {}  # nick key -> occupant
         self.by_jid: dict[JID, Occupant] = {}  # real full JID -> occupant
+        self.voice_requests: dict[str, float] = {}  # occupant key -> when it last asked (§7.13)
         self.locked = False  # §10.1.2: created, not yet configured
         self.destroyed = False
         self.subject: str | None = None
