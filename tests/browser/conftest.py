@@ -23,6 +23,7 @@ from xmpp_server.server import Server
 
 ARTIFACTS = Path(os.environ.get("XMPPD_TEST_ARTIFACTS", "test-artifacts")) / "screens"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 
 OpenApp = Callable[..., Awaitable[Any]]
 
@@ -43,7 +44,7 @@ async def browser() -> AsyncIterator[Any]:
         from playwright.async_api import async_playwright
     except ImportError as exc:
         unavailable("Playwright", repr(exc))
-    if not Path(CHROMIUM).exists():
+    if not HAVE_CHROMIUM:
         unavailable("Chromium", f"{CHROMIUM} not found")
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,

@@ -13,6 +13,7 @@ import base64
 import json
 import struct
 import zlib
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -22,8 +23,12 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from tests.browser.conftest import OpenApp, app_url
 from tests.support.clients import Client, connect
+from tests.support.sasl2_client import SASL2, S, agent, condition, ht_hash, outcome
+from tests.support.server import ServerFactory
+from tests.web_bridge.clients import WsClient
 from xmpp_server.jid import JID
 from xmpp_server.server import Server
+from xmpp_server.stream.fast import client_key, token_secret
 
 TIMEOUT = 10_000  # ms, for wait_for_function
 CHATSTATES = "http://jabber.org/protocol/chatstates"
@@ -131,8 +136,9 @@ async def test_register_login_contacts_chat_history(web: Server, open_app: OpenA
     jid = await login(page, "alice")
     assert jid.startswith("alice@localhost/")
     state = await page.evaluate(
-        "() => ({status: __c.status, mech: __c._creds.keys.mechanism, bare: __c.bareJid})")
+        "() => ({status: __c.status, mech: __c.mechanism, bare: __c.bareJid})")
     assert state == {"status": "online", "mech": "SCRAM-SHA-256", "bare": "alice@localhost"}
+    assert (JID.parse(jid).resource or "").startswith("web/")  # XEP-0386 Bind 2, our tag
 
     # a contact request with a note; bob sees the note, approves and asks back
     bob = await connect(web, "bob", "pw", send_presence=True, get_roster=True)
@@ -468,6 +474,28 @@ async def reloaded(page: Any) -> None:
     await page.evaluate(SETUP, EVENTS)
 
 
+async def stored_login(page: Any) -> dict[str, Any]:
+    """What the page keeps of the login: ``{"local": ..., "session": ...}`` (parsed)."""
+    return await page.evaluate("""() => ({
+        local: JSON.parse(localStorage.getItem('xmpp.login')),
+        session: JSON.parse(sessionStorage.getItem('xmpp.login')) })""")
+
+
+async def fast_attempt(web: Server, token: str, client_id: str, count: int,
+                       user: str = "alice") -> etree._Element:
+    """A FAST login from outside the browser: the server's <success/> or <failure/>."""
+    ws = await WsClient.open(web)
+    try:
+        await ws.open_stream()
+        initial = base64.b64encode(user.encode() + b"\0" + ht_hash(token, b"Initiator")).decode()
+        await ws.send(f"<authenticate xmlns='{SASL2}' mechanism='HT-SHA-256-NONE'>"
+                      f"<initial-response>{initial}</initial-response>{agent(client_id)}"
+                      f"<fast xmlns='urn:xmpp:fast:0' count='{count}'/></authenticate>")
+        return await ws.next(outcome)
+    finally:
+        await ws.close()
+
+
 async def test_resume_reconnect_remember(web: Server, open_app: OpenApp) -> None:
     assert web.host is not None
     password = "correct horse battery"
@@ -479,12 +507,12 @@ async def test_resume_reconnect_remember(web: Server, open_app: OpenApp) -> None
         await befriend(page, bob)
         await wait(page, "() => __c.contacts.get('bob@localhost').presence.online")
 
-        # the socket drops: the client reconnects and resumes the same session
+        # the socket drops: the client reconnects (FAST) and resumes the same session inline
         await page.evaluate("() => __c.conn.ws.close()")
         bob.send_message(mto=ALICE, mbody="during the drop", mtype="chat")
         await wait(page, "() => __events('status').some((d) => d.status === 'connecting')")
         await wait(page, "() => __c.status === 'online'")
-        assert await page.evaluate("() => __c.jid") == jid
+        assert await page.evaluate("() => [__c.jid, __c.mechanism]") == [jid, "HT-SHA-256-NONE"]
         await wait(page, "() => __msgs().some((m) => m.body === 'during the drop')")
         await page.evaluate("() => __c.sendMessage('bob@localhost', 'back again')")
         await bob.next("message", lambda m: m["body"] == "back again")
@@ -497,21 +525,23 @@ async def test_resume_reconnect_remember(web: Server, open_app: OpenApp) -> None
         resumed = await page.evaluate("""async () => {
             const c = __new();
             const ok = await c.restore();
-            return { ok, jid: c.jid, status: c.status,
+            return { ok, jid: c.jid, status: c.status, mech: c.mechanism,
                      bob: c.contacts.get('bob@localhost')?.presence.online };
         }""")
-        assert resumed == {"ok": True, "jid": jid, "status": "online", "bob": True}
+        assert resumed == {"ok": True, "jid": jid, "status": "online", "bob": True,
+                           "mech": "HT-SHA-256-NONE"}
         await wait(page, "() => __msgs().some((m) => m.body === 'while reloading')")
         bob.send_message(mto=ALICE, mbody="after reload", mtype="chat")
         await wait(page, "() => __msgs().some((m) => m.body === 'after reload')")
         bodies = await page.evaluate("() => __msgs().map((m) => m.body)")
         assert bodies.count("while reloading") == 1
-        # no password anywhere in the browser's storage
+        # no password anywhere in the browser's storage, nor SCRAM keys: a token
         stored = await page.evaluate("""() => JSON.stringify([
             Object.entries(localStorage), Object.entries(sessionStorage)])""")
         assert password not in stored and "xmpp.login" in stored
+        assert "clientKey" not in stored and "secret-token:fast-" in stored
 
-        # a session the server no longer has (<failed/>): a new one, on the same stream
+        # a session the server no longer has (<failed/>): Bind 2 in the same round trip
         await page.evaluate("""() => {
             __gone();
             const sm = JSON.parse(sessionStorage.getItem('xmpp.sm'));
@@ -524,29 +554,161 @@ async def test_resume_reconnect_remember(web: Server, open_app: OpenApp) -> None
                    "&& __c.contacts.get('bob@localhost')?.presence.online")
         jid = fresh[1]
 
-        # remember me: a new visit (no session storage) logs in again with the stored keys
+        # remember me: a new visit (no session storage) logs in again with the token
         await page.evaluate("() => { __gone(); sessionStorage.clear(); }")
         await reloaded(page)
         again = await page.evaluate("""async () => {
             const c = __new();
             const ok = await c.restore();
-            return { ok, jid: c.jid, status: c.status, mech: c._creds.keys.mechanism };
+            return { ok, jid: c.jid, status: c.status, mech: c.mechanism };
         }""")
         assert again["ok"] is True and again["status"] == "online"
-        assert again["jid"] != jid and again["jid"].startswith("alice@localhost/")
-        assert again["mech"] == "SCRAM-SHA-256"
+        assert again["jid"] != jid and again["jid"].startswith("alice@localhost/web/")
+        assert again["mech"] == "HT-SHA-256-NONE"
         await wait(page, "() => __c.contacts.get('bob@localhost')?.presence.online")
         bob.send_message(mto=SJID(again["jid"]), mbody="new session", mtype="chat")
         await wait(page, "() => __msgs().some((m) => m.body === 'new session')")
 
-        # logout forgets everything: nothing to restore
+        # logout forgets everything (but the browser's client id): nothing to restore
         await page.evaluate("() => __c.logout()")
-        assert await page.evaluate("() => localStorage.length + sessionStorage.length") == 0
+        left = await page.evaluate("() => [Object.keys(localStorage), sessionStorage.length]")
+        assert left == [["xmpp.agent"], 0]
         await reloaded(page)
         assert await page.evaluate("() => __new().restore()") is False
     finally:
         await bob.close()
     await no_errors(page)
+
+
+async def test_fast_token_instead_of_keys(web: Server, open_app: OpenApp,
+                                          tmp_path: Path) -> None:
+    """XEP-0484: "remember me" keeps a FAST token (never the password, no SCRAM keys); the
+    server keeps only its hash; it counts up, rotates, is refused after logout."""
+    assert web.host is not None
+    password = "tr0ub4dor&3"
+    await web.host.accounts.create("alice", password)
+    page = await client_page(web, open_app)
+    await login(page, "alice", password, remember=True)
+    stored = await stored_login(page)
+    assert stored["session"] is None
+    fast = stored["local"]["fast"]
+    token, client_id = fast["token"], fast["clientId"]
+    assert token.startswith("secret-token:fast-") and fast["mechanism"] == "HT-SHA-256-NONE"
+    assert fast["count"] == 0 and fast["expiry"]
+    assert "keys" not in stored["local"]
+    assert client_id == await page.evaluate("() => localStorage.getItem('xmpp.agent')")
+    everything = await page.evaluate("""() => JSON.stringify([
+        Object.entries(localStorage), Object.entries(sessionStorage)])""")
+    assert password not in everything and "clientKey" not in everything
+
+    # the server keeps a hash of the token, never the token
+    tokens = await web.host.storage.fast_tokens.find("alice", client_key(client_id))
+    assert [t.secret for t in tokens] == [token_secret(token)]
+    for path in (tmp_path / "db").iterdir():
+        assert token.encode() not in path.read_bytes(), path
+
+    # a new visit: the same user online through the token, its count stored and accepted
+    await page.evaluate("() => { __gone(); sessionStorage.clear(); }")
+    await reloaded(page)
+    state = await page.evaluate("""async () => {
+        const ok = await __new().restore();
+        return { ok, jid: __c.jid, mech: __c.mechanism, status: __c.status };
+    }""")
+    assert state["ok"] is True and state["status"] == "online"
+    assert state["mech"] == "HT-SHA-256-NONE" and state["jid"].startswith("alice@localhost/web/")
+    assert (await stored_login(page))["local"]["fast"]["count"] == 1
+    tokens = await web.host.storage.fast_tokens.find("alice", client_key(client_id))
+    assert [t.last_count for t in tokens] == [1]
+
+    # another tab of this browser logs in with the same token and client id, and does not
+    # end the first tab's session (only one tab binds with Bind 2)
+    tab = await page.context.new_page()
+    tab.errors = []
+    tab.on("console", lambda msg: msg.type == "error" and tab.errors.append(msg.text))
+    await tab.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
+    await tab.goto(app_url(web) + "static/js/xmpp/jid.js")
+    await tab.evaluate(SETUP, EVENTS)
+    other = await tab.evaluate("() => __new().restore().then((ok) => [ok, __c.jid])")
+    assert other[0] is True and other[1] != state["jid"]
+    assert not (JID.parse(other[1]).resource or "").startswith("web/")  # RFC 6120 bind
+    bob = await connect(web, "bob", "pw")
+    try:
+        for target, where in ((state["jid"], page), (other[1], tab)):
+            bob.send_message(mto=SJID(target), mbody=f"to {target}", mtype="chat")
+            await wait(where, "(b) => __msgs().some((m) => m.body === b)", f"to {target}")
+        assert await page.evaluate("() => __c.status") == "online"
+    finally:
+        await bob.close()
+    await tab.evaluate("() => __gone()")
+    await tab.close()
+    assert tab.errors == []
+
+    # rotation: a token due for renewal brings its successor, which replaces it; once that
+    # is used, the old one is refused
+    web.host.config.c2s.fast_token_rotation = 0
+    for _ in range(2):
+        await page.evaluate("() => { __gone(); sessionStorage.clear(); }")
+        await reloaded(page)
+        assert await page.evaluate("() => __new().restore()") is True
+    fast = (await stored_login(page))["local"]["fast"]
+    assert fast["token"] != token and fast["count"] == 4  # one for each login with a token
+    refused = await fast_attempt(web, token, client_id, 100)
+    assert refused.tag == S + "failure", etree.tostring(refused)
+    web.host.config.c2s.fast_token_rotation = 86400
+    token = fast["token"]
+
+    # logout revokes the token (<fast invalidate='true'/>): it is refused afterwards
+    await page.evaluate("() => __c.logout()")
+    assert await stored_login(page) == {"local": None, "session": None}
+    refused = await fast_attempt(web, token, client_id, 100)
+    assert refused.tag == S + "failure" and condition(refused) == "not-authorized"
+    assert await web.host.storage.fast_tokens.find("alice", client_key(client_id)) == []
+
+    # a token the server no longer takes: dropped, and restore() says so (login screen)
+    await login(page, "alice", password, remember=False)
+    assert (await stored_login(page))["local"] is None  # this tab only
+    await web.host.storage.fast_tokens.revoke("alice")
+    await page.evaluate("() => __gone()")
+    await reloaded(page)
+    assert await page.evaluate("() => __new().restore()") is False
+    assert await stored_login(page) == {"local": None, "session": None}
+    await no_errors(page)
+
+
+async def test_without_sasl2_scram_keys(browser: Any, tmp_path: Path) -> None:
+    """A server without SASL2 (so without FAST): RFC 6120 SASL, bind, XEP-0198; "remember
+    me" keeps the SCRAM keys (never the password) and logs in with them."""
+    factory = ServerFactory(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'db' / 'xmppd.db'}")
+    try:
+        server = await factory.start(c2s={"sasl2": False})
+        assert server.host is not None
+        await server.host.accounts.create("alice", "a distinctive passphrase")
+        context = await browser.new_context()
+        page = await context.new_page()
+        page.errors = []
+        page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
+        await page.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
+        await page.goto(app_url(server) + "static/js/xmpp/jid.js")
+        await page.evaluate(SETUP, EVENTS)
+        jid = await login(page, "alice", "a distinctive passphrase", remember=True)
+        assert not (JID.parse(jid).resource or "").startswith("web/")  # RFC 6120 bind
+        keys = (await stored_login(page))["local"]["keys"]
+        assert keys["mechanism"] == "SCRAM-SHA-256" and "passphrase" not in json.dumps(keys)
+        await page.evaluate("() => __c.conn.ws.close()")  # resumed after a drop
+        await wait(page, "() => __events('status').some((d) => d.status === 'connecting')")
+        await wait(page, "() => __c.status === 'online'")
+        assert await page.evaluate("() => __c.jid") == jid
+        await page.evaluate("() => { __gone(); sessionStorage.clear(); }")
+        await reloaded(page)
+        again = await page.evaluate(
+            "() => __new().restore().then((ok) => [ok, __c.mechanism, __c.status])")
+        assert again == [True, "SCRAM-SHA-256", "online"]
+        await page.evaluate("() => __c.logout()")
+        assert await stored_login(page) == {"local": None, "session": None}
+        assert page.errors == []
+        await context.close()
+    finally:
+        await factory.close()
 
 
 # -- SCRAM against the RFCs' examples --------------------------------------------------------------

@@ -2,19 +2,41 @@
  * `XmppClient`: the browser app's XMPP client (the API of webapp.md). An EventTarget; every
  * event is a CustomEvent whose `detail` is described in webapp.md.
  *
- * It composes the feature files: connection.js (RFC 7395), sasl.js, sm.js (XEP-0198),
- * session.js (stored keys, snapshot, bind), roster.js, chat.js, mam.js, muc.js, muc_admin.js,
- * bookmarks.js, invites.js, profile.js, upload.js. Stanzas are dispatched here.
+ * It composes the feature files: connection.js (RFC 7395), sasl.js (RFC 6120 SASL), sasl2.js
+ * (XEP-0388 SASL2 with XEP-0386 Bind 2), fast.js (XEP-0484 tokens), sm.js (XEP-0198),
+ * session.js (what is stored, snapshot, bind), roster.js, chat.js, mam.js, muc.js,
+ * muc_admin.js, bookmarks.js, invites.js, profile.js, upload.js. Stanzas are dispatched here.
+ *
+ * Logging in, where the server offers SASL2: one <authenticate/> — SCRAM with the password
+ * (asking for a FAST token) or the FAST token, the browser's <user-agent/>, Bind 2 (tag
+ * 'web', carbons and stream management enabled inline) or, after a reload or a lost
+ * connection, <resume/> (with Bind 2 beside it, for when the session is gone). The token is
+ * what "remember me" keeps (localStorage; else sessionStorage, for this tab); each use counts
+ * up, a new token in <success/> replaces it, a refused one is dropped (the login screen
+ * follows), logout revokes it (<fast invalidate='true'/>). Without SASL2: RFC 6120 SASL,
+ * bind, then <enable/> or <resume/>, and the SCRAM keys are what is kept (never the password).
+ *
+ * Several tabs of one browser share the remembered token and so the client id; Bind 2 ends
+ * the other sessions of a client id (XEP-0386 §3.2). The tab that holds a Web Lock for the
+ * account uses Bind 2; the others bind the RFC 6120 way and, if ended all the same, connect
+ * again.
  * @module xmpp/client
  */
 
-import { NS, x, child, parse } from './xml.js';
+import { NS, x, child, parse, text } from './xml.js';
 import { bare, complete, sameBare } from './jid.js';
 import { XmppError } from './errors.js';
 import { Connection, discoverWebSocket } from './connection.js';
-import { authenticate } from './sasl.js';
+import { authenticate as authenticateSasl1, choose } from './sasl.js';
+import * as sasl2 from './sasl2.js';
+import {
+  HT_MECHANISM, agentId, claim, expired, fastElement, fastMechanism, requestToken, tokenOf,
+  userAgent, withTokenLock,
+} from './fast.js';
 import { StreamManagement } from './sm.js';
-import { bind, clearStored, loadLogin, loadSnapshot, offersSm, saveSnapshot, storeLogin } from './session.js';
+import {
+  bind, clearStored, loadLogin, loadSnapshot, offersSm, saveSnapshot, storeLogin, updateLogin,
+} from './session.js';
 import { Roster } from './roster.js';
 import { Chat } from './chat.js';
 import { Mam } from './mam.js';
@@ -65,7 +87,12 @@ export class XmppClient extends ApiMixin(EventTarget) {
     this.status = 'offline';
     this.jid = null;
     this.username = null;
+    /** The SASL mechanism of the last login (e.g. 'SCRAM-SHA-256', 'HT-SHA-256-NONE'). */
+    this.mechanism = null;
+    // How to log in again: {username, fast, remember} (a FAST token), {username, keys,
+    // remember} (SCRAM keys) or, with neither, {username, password} (memory only).
     this._creds = null;
+    this._bind2 = null; // releases the Web Lock of this account's Bind 2 (see the top)
     this._wantOnline = false;
     this._reconnecting = false;
     /** Resolves when what follows a login in the background (profile, rooms) is done. */
@@ -137,26 +164,26 @@ export class XmppClient extends ApiMixin(EventTarget) {
   }
 
   /**
-   * Log in: SASL, bind, stream management, roster, carbons, initial presence.
+   * Log in: SASL (SASL2 with Bind 2 where offered), stream management, roster, carbons,
+   * initial presence.
    * @param {string} username the local part (or a full bare JID of this domain)
    * @param {string} password
-   * @param {{remember?: boolean}} [options] remember: keep the login keys (not the password)
-   *   in localStorage for restore() in a later visit
+   * @param {{remember?: boolean}} [options] remember: keep the login (a FAST token, or SCRAM
+   *   keys where the server has no FAST — never the password) in localStorage for restore()
+   *   in a later visit; else in sessionStorage, for a reload of this tab
    * @throws {XmppError} 'not-authorized' for a wrong password, 'remote-connection-failed', ...
    */
   async login(username, password, { remember = false } = {}) {
     if (this.status !== 'offline') await this.logout();
     const name = bare(complete(username, this.domain)).split('@')[0];
     this.username = name;
+    this._creds = null;
     this._epoch++;
     this._wantOnline = true;
     this._setStatus('connecting');
     try {
-      const { features, keys } = await this._authenticate({ username: name, password });
-      this._creds = keys ? { username: name, keys } : { username: name, password };
-      storeLogin({ username: name, domain: this.domain, keys }, remember);
       this.invites.load();
-      await this._newSession(features);
+      await this._connect({ password: String(password), remember });
     } catch (e) {
       this._fail(e);
       throw e;
@@ -164,51 +191,68 @@ export class XmppClient extends ApiMixin(EventTarget) {
   }
 
   /**
-   * After a reload or in a new visit: resume this tab's session (XEP-0198) or log in again
-   * with the stored keys.
-   * @returns {Promise<boolean>} whether the client is online
+   * After a reload or in a new visit: log in with the stored token (or keys) and resume this
+   * tab's session (XEP-0198), else start a new one.
+   * @returns {Promise<boolean>} whether the client is online; false (and the stored login
+   *   forgotten) when the server refuses it
    */
   async restore() {
     if (this.status === 'online') return true;
     if (this.status === 'connecting') return false;
     const stored = loadLogin(this.domain);
     if (!stored) return false;
+    if (stored.fast && expired(stored.fast)) {
+      clearStored();
+      return false;
+    }
     this.username = stored.username;
-    this._creds = { username: stored.username, keys: stored.keys };
+    this._creds = stored.fast
+      ? { username: stored.username, fast: stored.fast, remember: stored.remember }
+      : { username: stored.username, keys: stored.keys, remember: stored.remember };
     this._epoch++;
     this._wantOnline = true;
     this._setStatus('connecting');
     const smJid = this.sm.load();
     if (smJid && !sameBare(smJid, `${stored.username}@${this.domain}`)) this.sm.forget();
     try {
-      const { features } = await this._authenticate(this._creds);
       this.invites.load();
-      if (!(await this._resume(features))) await this._newSession(features);
+      await this._connect({ resume: true });
       return true;
     } catch (e) {
-      if (e instanceof XmppError && e.type === 'sasl') clearStored();
+      if (e instanceof XmppError && e.type === 'sasl') {
+        clearStored();
+        this._creds = null;
+      }
       this._fail(e);
       return false;
     }
   }
 
-  /** Unavailable presence, close the stream, forget everything stored. */
+  /**
+   * Unavailable presence, close the stream, revoke the FAST token (XEP-0484 §6), forget
+   * everything stored.
+   */
   async logout() {
     this._epoch++;
     this._wantOnline = false;
-    try {
-      if (this.conn.connected && this.status === 'online') {
-        this.send(x('presence', { type: 'unavailable' }));
-        await this.conn.close();
-      }
-    } catch { /* closing anyway */ }
+    const creds = this._creds;
+    const close = async () => {
+      try {
+        if (this.conn.connected && this.status === 'online') {
+          this.send(x('presence', { type: 'unavailable' }));
+          await this.conn.close();
+        }
+      } catch { /* closing anyway */ }
+    };
+    await Promise.allSettled([close(), creds && creds.fast ? this._invalidate(creds) : null]);
     this.conn.abort();
     this.sm.forget();
     this.conn.failPending(new XmppError('disconnected', 'logged out'));
     clearStored();
     this.invites.clear();
     this._creds = null;
-    this.jid = this.username = null;
+    this._release();
+    this.jid = this.username = this.mechanism = null;
     this._setStatus('offline');
     this._reset();
   }
@@ -230,27 +274,235 @@ export class XmppClient extends ApiMixin(EventTarget) {
 
   _fail(e) {
     this._wantOnline = false;
+    this._release();
     this.conn.abort();
     this._setStatus('offline', (e && (e.text || e.condition || e.message)) || 'error');
   }
 
   // -- session steps ----------------------------------------------------------------------------
 
-  async _authenticate(creds) {
+  /**
+   * A new stream, authenticated; the session resumed (`resume`: if there is one to resume)
+   * or a new one started.
+   * @param {{password?: string, remember?: boolean, resume?: boolean}} options `password`:
+   *   a login with it (else with `_creds`)
+   */
+  async _connect({ password, remember = false, resume = false }) {
     await this._discover();
     await this.profile.computeVer();
-    const first = await this.conn.open();
-    const { keys } = await authenticate(this.conn, first, creds);
-    return { features: await this.conn.restart(), keys };
+    const features = await this.conn.open();
+    const plan = resume ? this._resumable() : null;
+    const auth = sasl2.authentication(features);
+    if (auth) await this._sasl2(auth, { password, remember, plan });
+    else await this._sasl1(features, { password, remember, plan });
   }
 
-  /** XEP-0198 §5 on an authenticated stream; false when there is nothing (left) to resume. */
-  async _resume(features) {
-    if (!this.sm.resumable || !offersSm(features)) return false;
-    const jid = this.sm.jid;
-    const fresh = !this.jid; // a reloaded page: take the snapshot of the session
-    if (fresh && !loadSnapshot(this, jid)) return this._giveUp();
-    if (!(await this.sm.resume())) return this._giveUp();
+  /**
+   * Whether this tab has a session to resume: {fresh} (fresh: a reloaded page, whose state
+   * comes from the snapshot) or null.
+   */
+  _resumable() {
+    if (!this.sm.resumable) return null;
+    const fresh = !this.jid;
+    if (fresh && !loadSnapshot(this, this.sm.jid)) {
+      this._giveUp();
+      return null;
+    }
+    return { fresh };
+  }
+
+  /** RFC 6120 SASL, stream restart, then XEP-0198 resumption or a new session. */
+  async _sasl1(features, { password, remember, plan }) {
+    const username = this.username;
+    const creds = password !== undefined ? { username, password } : this._creds;
+    const { mechanism, keys } = await authenticateSasl1(this.conn, features, creds);
+    this.mechanism = mechanism;
+    if (password !== undefined) {
+      this._creds = keys ? { username, keys, remember } : { username, password };
+      storeLogin({ username, domain: this.domain, remember, keys });
+    }
+    const after = await this.conn.restart();
+    if (plan && offersSm(after)) {
+      const jid = this.sm.jid;
+      if (await this.sm.resume()) {
+        this._resumed(jid, plan.fresh);
+        return;
+      }
+    }
+    if (plan) this._giveUp();
+    await this._newSession({ features: after });
+  }
+
+  /**
+   * XEP-0388: one <authenticate/> with what the session needs inline (see the top).
+   */
+  async _sasl2(auth, { password, remember, plan }) {
+    const username = this.username;
+    const offers = sasl2.inlineOffers(auth);
+    const fastMech = fastMechanism(auth);
+    const creds = password !== undefined ? { username, password } : this._creds;
+    const byToken = password === undefined && !!creds.fast;
+    let mechanism = null;
+    if (byToken) {
+      if (fastMech === creds.fast.mechanism) mechanism = HT_MECHANISM;
+    } else {
+      mechanism = choose(sasl2.mechanisms(auth), creds);
+    }
+    if (!mechanism) {
+      throw new XmppError(creds.fast || creds.keys ? 'credentials-expired' : 'invalid-mechanism',
+        'no usable login mechanism', 'sasl');
+    }
+    const clientId = byToken ? creds.fast.clientId : agentId();
+    const wantToken = !byToken && !!fastMech;
+    const inlineResume = !!plan && offers.sm;
+    // Bind 2 unless resuming the RFC 6120 way, and only in the tab that holds the lock.
+    const bind2 = !!offers.bind && (!plan || offers.sm) && await this._claimBind2(clientId);
+    const extras = [
+      wantToken ? requestToken(fastMech) : null,
+      inlineResume ? this.sm.resumeRequest() : null,
+      bind2 ? sasl2.bindRequest(offers.bind) : null,
+    ];
+    const session = { resumed: false, jid: null, leftover: null, smDone: false, carbons: false };
+    const resumeJid = this.sm.jid;
+    const onSuccess = (success) => {
+      if (inlineResume) {
+        const answer = child(success, 'resumed', NS.SM) || child(success, 'failed', NS.SM);
+        if (this.sm.resumed(answer)) {
+          session.resumed = true;
+          this.conn.jid = resumeJid;
+          return;
+        }
+        this._giveUp();
+      }
+      const bound = child(success, 'bound', NS.BIND2);
+      if (!bound) return;
+      session.jid = this.conn.jid = (text(success, 'authorization-identifier', NS.SASL2) || '').trim();
+      session.leftover = this.sm.takeQueue();
+      this.sm.forget();
+      const sm = child(bound, 'enabled', NS.SM) || child(bound, 'failed', NS.SM);
+      if (sm) {
+        this.sm.enabledInline(sm, session.jid);
+        session.smDone = true;
+      }
+      session.carbons = offers.bind.has(NS.CARBONS);
+    };
+    const run = async () => {
+      let fast = null;
+      if (byToken) {
+        fast = this._storedFast();
+        if (expired(fast)) throw new XmppError('credentials-expired', 'the token has expired', 'sasl');
+        fast.count = (fast.count | 0) + 1; // §4.4: stored before it is used
+        this._saveFast();
+      }
+      const result = await sasl2.authenticate(this.conn, {
+        mechanism,
+        creds: fast ? { username, fast } : creds,
+        agent: userAgent(clientId),
+        extras: [fast ? fastElement(fast.count) : null, ...extras],
+        onSuccess,
+      });
+      const token = tokenOf(result.success, wantToken ? fastMech : mechanism.name);
+      if (byToken) {
+        if (token) { // §5: rotated; the count goes on (it only has to grow)
+          this._creds.fast = { ...token, count: fast.count, clientId };
+          this._saveFast();
+        }
+      } else {
+        const keep = { username, remember: password !== undefined ? remember : !!creds.remember };
+        if (token) {
+          this._creds = { ...keep, fast: { ...token, count: 0, clientId } };
+        } else if (result.keys && !fastMech) {
+          this._creds = { ...keep, keys: result.keys }; // a server without FAST
+        } else {
+          // nothing to store: log in again (after a lost connection) from memory
+          this._creds = result.keys ? { ...keep, keys: result.keys } : { username, password };
+        }
+        if (password !== undefined || token) {
+          storeLogin({ username, domain: this.domain, remember: keep.remember,
+            fast: this._creds.fast, keys: this._creds.fast || fastMech ? null : this._creds.keys });
+        }
+      }
+      return result;
+    };
+    const result = byToken || wantToken ? await withTokenLock(run) : await run();
+    this.mechanism = result.mechanism;
+    if (session.resumed) {
+      this._resumed(resumeJid, plan.fresh);
+      return;
+    }
+    if (plan && !inlineResume) { // no <resume/> inline: the RFC 6120 way, before binding
+      if (offersSm(result.features) && await this.sm.resume()) {
+        this._resumed(resumeJid, plan.fresh);
+        return;
+      }
+      this._giveUp();
+    }
+    await this._newSession({ features: result.features, ...session });
+  }
+
+  /** The FAST token to use: the stored one (another tab may have used or replaced it). */
+  _storedFast() {
+    const creds = this._creds;
+    const stored = loadLogin(this.domain);
+    if (stored && stored.fast && stored.username === creds.username
+        && stored.fast.clientId === creds.fast.clientId) {
+      creds.fast = stored.fast;
+      creds.remember = stored.remember;
+    }
+    return creds.fast;
+  }
+
+  _saveFast() {
+    const { username, remember, fast } = this._creds;
+    updateLogin({ username, domain: this.domain, remember, fast });
+  }
+
+  /**
+   * XEP-0484 §6: a last login with the token, <fast invalidate='true'/>, on a stream of its
+   * own: the server revokes this client's tokens. Failures are ignored (logging out goes on).
+   */
+  async _invalidate(creds) {
+    const conn = new Connection({ url: this.conn.url, domain: this.domain, timeout: Math.min(this.conn.timeout, 5000) });
+    try {
+      const auth = sasl2.authentication(await conn.open());
+      if (!auth || fastMechanism(auth) !== creds.fast.mechanism) return;
+      await withTokenLock(async () => {
+        const fast = this._creds === creds ? this._storedFast() : creds.fast;
+        fast.count = (fast.count | 0) + 1;
+        if (this._creds === creds) this._saveFast();
+        await sasl2.authenticate(conn, {
+          mechanism: HT_MECHANISM,
+          creds: { username: creds.username, fast },
+          agent: userAgent(fast.clientId),
+          extras: [fastElement(fast.count, true)],
+        });
+      });
+    } catch { /* the server keeps the token until it expires */ } finally {
+      await conn.close().catch(() => {});
+      conn.abort();
+    }
+  }
+
+  /** Whether this client may use Bind 2 (holds the account's lock in this browser). */
+  async _claimBind2(clientId) {
+    if (this._bind2) return true;
+    const release = await claim(`xmpp.bind2 ${clientId} ${this.username}@${this.domain}`);
+    if (!release) return false;
+    if (!this._wantOnline) { // logged out meanwhile
+      release();
+      return false;
+    }
+    this._bind2 = release;
+    return true;
+  }
+
+  _release() {
+    if (this._bind2) this._bind2();
+    this._bind2 = null;
+  }
+
+  /** XEP-0198 §5: the session `jid` goes on (its state is set up by sm.js). */
+  _resumed(jid, fresh) {
     this.jid = this.conn.jid = jid;
     this._setStatus('online');
     if (fresh) {
@@ -259,25 +511,30 @@ export class XmppClient extends ApiMixin(EventTarget) {
       this.emit('requests');
       this.emit('profile', { jid: this.bareJid });
     }
-    return true;
   }
 
   _giveUp() {
     this.sm.forget();
     this.conn.failPending(new XmppError('disconnected', 'the session ended'));
-    return false;
   }
 
-  /** A new session: bind, stream management, then what a session starts with. */
-  async _newSession(features) {
-    const leftover = this.sm.takeQueue();
-    this.sm.forget();
+  /**
+   * A new session: bind, stream management (unless Bind 2 did them: `jid`, `smDone`), then
+   * what a session starts with.
+   * @param {{features: Element, jid?: string|null, leftover?: string[]|null, smDone?: boolean,
+   *          carbons?: boolean}} session
+   */
+  async _newSession({ features, jid = null, leftover = null, smDone = false, carbons = false }) {
+    if (!leftover) {
+      leftover = this.sm.takeQueue();
+      this.sm.forget();
+    }
     const wasIn = this.jid !== null;
-    this.jid = this.conn.jid = await bind(this.conn, features);
-    if (offersSm(features)) await this.sm.enable(this.jid);
+    this.jid = this.conn.jid = jid || await bind(this.conn, features);
+    if (!smDone && offersSm(features)) await this.sm.enable(this.jid);
     this.roster.resetPresence();
     await this.roster.fetch();
-    await this.iq(x('iq', { type: 'set' }, x('enable', { xmlns: NS.CARBONS }))).catch(() => {});
+    if (!carbons) await this.iq(x('iq', { type: 'set' }, x('enable', { xmlns: NS.CARBONS }))).catch(() => {});
     this.send(x('presence', {}, this.profile.capsElement()));
     this._setStatus('online');
     for (const xml of leftover) { // messages the old session never delivered (XEP-0198 §5)
@@ -303,8 +560,17 @@ export class XmppClient extends ApiMixin(EventTarget) {
   _closed({ clean, error }) {
     this.sm.suspend();
     if (clean || !this._wantOnline || this._unloading || this.status !== 'online') return;
+    if (error && error.type === 'stream' && error.condition === 'conflict' && !this._bind2
+        && this._creds && this._creds.fast) {
+      // Another tab of this browser bound with Bind 2 and so ended this (RFC 6120 bound)
+      // session of the same client id: a new one.
+      this.sm.forget();
+      this._background(this._reconnect());
+      return;
+    }
     if (error && error.type === 'stream' && FATAL_STREAM_ERRORS.has(error.condition)) {
       this._wantOnline = false;
+      this._release();
       this.sm.forget();
       if (error.condition === 'not-authorized') clearStored();
       this._setStatus('offline', error.text || error.condition);
@@ -324,9 +590,7 @@ export class XmppClient extends ApiMixin(EventTarget) {
     try {
       while (current()) {
         try {
-          const { features } = await this._authenticate(this._creds);
-          if (!current()) break; // logged out (or in again) meanwhile
-          if (!(await this._resume(features))) await this._newSession(features);
+          await this._connect({ resume: true });
           return;
         } catch (e) {
           if (!current()) break;

@@ -1,13 +1,18 @@
 /**
- * SASL (RFC 6120 §6): SCRAM-SHA-256 and SCRAM-SHA-1 (RFC 5802, RFC 7677) with WebCrypto, and
- * PLAIN (RFC 4616) only where WebCrypto is missing.
+ * SASL mechanisms (RFC 4422): SCRAM-SHA-256 and SCRAM-SHA-1 (RFC 5802, RFC 7677) with
+ * WebCrypto, and PLAIN (RFC 4616) only where WebCrypto is missing; and the RFC 6120 §6
+ * framing (<auth/>, <challenge/>, <response/>, <success/>). XEP-0388 SASL2 (sasl2.js) and
+ * XEP-0484 FAST (fast.js) run the same mechanism objects in their own framing.
  *
- * SCRAM runs either from the password (PBKDF2 gives the salted password) or from stored keys
- * (ClientKey/ServerKey with the salt and iteration count they were made with, for "remember
- * me": the password itself is never kept). The server's signature is always verified.
+ * SCRAM runs from the password (PBKDF2 gives the salted password) or, only with servers that
+ * offer no FAST tokens, from stored keys (ClientKey/ServerKey with the salt and iteration
+ * count they were made with: the password itself is never kept). The server's signature is
+ * always verified.
  *
- * Mechanisms are pluggable: `MECHANISMS` lists them in order of preference; each says whether
- * it can run with the credentials at hand and runs the exchange.
+ * A mechanism is `{name, available(creds), start(creds)}`; `start` gives an exchange:
+ * `initial()` -> bytes|null, `respond(challenge)` -> bytes, `finish(additionalData)` ->
+ * `{mechanism, keys}` (it verifies what the server proved). `MECHANISMS` lists them in order
+ * of preference; `run(conn, creds)` does the RFC 6120 exchange.
  * @module xmpp/sasl
  */
 
@@ -45,9 +50,11 @@ function saslName(name) {
   return String(name).normalize('NFC').replace(/=/g, '=3D').replace(/,/g, '=2C');
 }
 
-const subtle = () => (globalThis.crypto && globalThis.crypto.subtle) || null;
+/** WebCrypto's SubtleCrypto, or null (e.g. a page that is not a secure context). */
+export const subtle = () => (globalThis.crypto && globalThis.crypto.subtle) || null;
 
-async function hmac(hash, key, data) {
+/** HMAC (RFC 2104) with WebCrypto. @returns {Promise<Uint8Array>} */
+export async function hmac(hash, key, data) {
   const k = await subtle().importKey('raw', key, { name: 'HMAC', hash }, false, ['sign']);
   return new Uint8Array(await subtle().sign('HMAC', k, typeof data === 'string' ? enc.encode(data) : data));
 }
@@ -67,7 +74,8 @@ function xor(a, b) {
   return out;
 }
 
-function equal(a, b) {
+/** Constant-time comparison of two byte arrays. */
+export function equal(a, b) {
   if (a.length !== b.length) return false;
   let d = 0;
   for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
@@ -84,7 +92,7 @@ function attributes(message) {
   return out;
 }
 
-/** One SASL step: send `node`, wait for the server's challenge, success or failure. */
+/** One RFC 6120 step: send `node`, wait for the server's challenge, success or failure. */
 async function step(conn, node) {
   const reply = conn.next((el) => el.namespaceURI === NS.SASL
     && ['challenge', 'success', 'failure'].includes(el.localName));
@@ -94,82 +102,121 @@ async function step(conn, node) {
   return el;
 }
 
-function payload(el) {
-  const t = (el.textContent || '').trim();
-  return t && t !== '=' ? dec.decode(fromBase64(t)) : '';
+/** The base64 content of a SASL element as bytes ('=' is empty, RFC 6120 §6.4.2). */
+export function payload(el) {
+  const t = ((el && el.textContent) || '').trim();
+  return t && t !== '=' ? fromBase64(t) : new Uint8Array(0);
 }
 
 function scram(name, hash, bits) {
-  return {
+  const mech = {
     name,
     available: (creds) => !!subtle()
-      && (creds.password !== undefined || (creds.keys && creds.keys.mechanism === name)),
-    async run(conn, creds) {
+      && (creds.password !== undefined || (!!creds.keys && creds.keys.mechanism === name)),
+    start(creds) {
       // creds.nonce: only for test vectors (RFC 5802 §5, RFC 7677 §3)
       const nonce = creds.nonce || toBase64(crypto.getRandomValues(new Uint8Array(18)));
       const gs2 = 'n,,'; // no channel binding: the browser cannot see the TLS channel
       const first = `n=${saslName(creds.username)},r=${nonce}`;
-      const challenge = await step(conn, x('auth', { xmlns: NS.SASL, mechanism: name },
-        toBase64(enc.encode(gs2 + first))));
-      if (challenge.localName !== 'challenge') throw new XmppError('malformed-request', 'no challenge', 'sasl');
-      const serverFirst = payload(challenge);
-      const { r, s, i } = attributes(serverFirst);
-      const iterations = parseInt(i, 10);
-      if (!r || !r.startsWith(nonce) || r === nonce || !s || !(iterations > 0)) {
-        conn.send(x('abort', { xmlns: NS.SASL }));
-        throw new XmppError('malformed-request', 'bad SCRAM challenge', 'sasl');
-      }
-      let clientKey; let serverKey;
-      if (creds.password !== undefined) {
-        const salted = await pbkdf2(hash, preparePassword(creds.password), fromBase64(s), iterations, bits);
-        clientKey = await hmac(hash, salted, 'Client Key');
-        serverKey = await hmac(hash, salted, 'Server Key');
-      } else {
-        if (creds.keys.salt !== s || creds.keys.iterations !== iterations) {
-          // The password changed (or the keys were made elsewhere): they cannot work.
-          await step(conn, x('abort', { xmlns: NS.SASL })).catch(() => {});
-          throw new XmppError('credentials-expired', 'the stored login is no longer valid', 'sasl');
-        }
-        clientKey = fromBase64(creds.keys.clientKey);
-        serverKey = fromBase64(creds.keys.serverKey);
-      }
-      const withoutProof = `c=${toBase64(enc.encode(gs2))},r=${r}`;
-      const authMessage = `${first},${serverFirst},${withoutProof}`;
-      const storedKey = await digest(hash, clientKey);
-      const proof = xor(clientKey, await hmac(hash, storedKey, authMessage));
-      let outcome = await step(conn, x('response', { xmlns: NS.SASL },
-        toBase64(enc.encode(`${withoutProof},p=${toBase64(proof)}`))));
-      let final = payload(outcome);
-      if (outcome.localName === 'challenge') { // RFC 6120 §6.3.10: v= in a last challenge
-        outcome = await step(conn, x('response', { xmlns: NS.SASL }));
-        final = final || payload(outcome);
-      }
-      const v = attributes(final).v;
-      const expected = await hmac(hash, serverKey, authMessage);
-      if (outcome.localName !== 'success' || !v || !equal(fromBase64(v), expected)) {
-        throw new XmppError('server-signature-mismatch', 'the server could not prove it knows the password', 'sasl');
-      }
+      let authMessage = null;
+      let serverKey = null;
+      let clientKey = null;
+      let salt = null;
+      let iterations = 0;
+      let verifier = null; // v= of a last challenge (RFC 6120 §6.3.10)
       return {
-        mechanism: name,
-        keys: { mechanism: name, clientKey: toBase64(clientKey), serverKey: toBase64(serverKey), salt: s, iterations },
+        initial: async () => enc.encode(gs2 + first),
+        async respond(challenge) {
+          if (authMessage) { // the server's signature came as a challenge: answered empty
+            verifier = challenge;
+            return new Uint8Array(0);
+          }
+          const serverFirst = dec.decode(challenge);
+          const { r, s, i } = attributes(serverFirst);
+          iterations = parseInt(i, 10);
+          if (!r || !r.startsWith(nonce) || r === nonce || !s || !(iterations > 0)) {
+            throw new XmppError('malformed-request', 'bad SCRAM challenge', 'sasl');
+          }
+          salt = s;
+          if (creds.password !== undefined) {
+            const salted = await pbkdf2(hash, preparePassword(creds.password), fromBase64(s), iterations, bits);
+            clientKey = await hmac(hash, salted, 'Client Key');
+            serverKey = await hmac(hash, salted, 'Server Key');
+          } else {
+            if (creds.keys.salt !== s || creds.keys.iterations !== iterations) {
+              // The password changed (or the keys were made elsewhere): they cannot work.
+              throw new XmppError('credentials-expired', 'the stored login is no longer valid', 'sasl');
+            }
+            clientKey = fromBase64(creds.keys.clientKey);
+            serverKey = fromBase64(creds.keys.serverKey);
+          }
+          const withoutProof = `c=${toBase64(enc.encode(gs2))},r=${r}`;
+          authMessage = `${first},${serverFirst},${withoutProof}`;
+          const storedKey = await digest(hash, clientKey);
+          const proof = xor(clientKey, await hmac(hash, storedKey, authMessage));
+          return enc.encode(`${withoutProof},p=${toBase64(proof)}`);
+        },
+        async finish(data) {
+          const final = data && data.length ? data : verifier;
+          const v = authMessage && final ? attributes(dec.decode(final)).v : null;
+          if (!v || !equal(fromBase64(v), await hmac(hash, serverKey, authMessage))) {
+            throw new XmppError('server-signature-mismatch', 'the server could not prove it knows the password', 'sasl');
+          }
+          return {
+            mechanism: name,
+            keys: { mechanism: name, clientKey: toBase64(clientKey), serverKey: toBase64(serverKey), salt, iterations },
+          };
+        },
       };
     },
+    run: (conn, creds) => run(conn, mech, creds),
   };
+  return mech;
 }
 
 const PLAIN = {
   name: 'PLAIN',
   available: (creds) => !subtle() && creds.password !== undefined,
-  async run(conn, creds) {
-    const message = `\0${creds.username}\0${preparePassword(creds.password)}`;
-    const outcome = await step(conn, x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, toBase64(enc.encode(message))));
-    if (outcome.localName !== 'success') throw new XmppError('malformed-request', 'unexpected challenge', 'sasl');
-    return { mechanism: 'PLAIN', keys: null };
-  },
+  start: (creds) => ({
+    initial: async () => enc.encode(`\0${creds.username}\0${preparePassword(creds.password)}`),
+    async respond() { throw new XmppError('malformed-request', 'unexpected challenge', 'sasl'); },
+    finish: async () => ({ mechanism: 'PLAIN', keys: null }),
+  }),
+  run: (conn, creds) => run(conn, PLAIN, creds),
 };
 
-/** The mechanisms in order of preference; add to it (e.g. XEP-0484 FAST) to extend. */
+/** The mechanisms in order of preference (FAST's HT-* are in fast.js). */
 export const MECHANISMS = [scram('SCRAM-SHA-256', 'SHA-256', 256), scram('SCRAM-SHA-1', 'SHA-1', 160), PLAIN];
+
+/** The names of the mechanisms in a <mechanisms/> or <authentication/> element, upper case. */
+export function offeredNames(parent, ns) {
+  return new Set(Array.from((parent || { children: [] }).children)
+    .filter((m) => is(m, 'mechanism', ns)).map((m) => m.textContent.trim().toUpperCase()));
+}
+
+/** The preferred mechanism of those offered that can run with `creds`, or null. */
+export function choose(offered, creds) {
+  return MECHANISMS.find((m) => offered.has(m.name) && m.available(creds)) || null;
+}
+
+/** RFC 6120 §6.4: one mechanism's exchange in <auth/>, <response/>s, then <success/>. */
+async function run(conn, mech, creds) {
+  const exchange = mech.start(creds);
+  const initial = await exchange.initial();
+  let el = await step(conn, x('auth', { xmlns: NS.SASL, mechanism: mech.name },
+    initial === null ? null : (toBase64(initial) || '=')));
+  while (el.localName === 'challenge') {
+    let response;
+    try {
+      response = await exchange.respond(payload(el));
+    } catch (e) {
+      conn.send(x('abort', { xmlns: NS.SASL }));
+      throw e;
+    }
+    el = await step(conn, x('response', { xmlns: NS.SASL }, toBase64(response)));
+  }
+  return exchange.finish(payload(el));
+}
 
 /**
  * Authenticate on a fresh stream (RFC 6120 §6.4).
@@ -182,13 +229,10 @@ export const MECHANISMS = [scram('SCRAM-SHA-256', 'SHA-256', 256), scram('SCRAM-
  *   'invalid-mechanism' (nothing offered that we can use), ...
  */
 export async function authenticate(conn, features, creds) {
-  const offered = new Set(Array.from(
-    (child(features, 'mechanisms', NS.SASL) || { children: [] }).children,
-  ).filter((m) => is(m, 'mechanism', NS.SASL)).map((m) => m.textContent.trim().toUpperCase()));
-  const mech = MECHANISMS.find((m) => offered.has(m.name) && m.available(creds));
+  const mech = choose(offeredNames(child(features, 'mechanisms', NS.SASL), NS.SASL), creds);
   if (!mech) {
     throw new XmppError(creds.keys ? 'credentials-expired' : 'invalid-mechanism',
       'no usable login mechanism', 'sasl');
   }
-  return mech.run(conn, creds);
+  return run(conn, mech, creds);
 }

@@ -1,13 +1,15 @@
 /**
  * What the client keeps in the browser between pages, and the steps of starting a session.
  *
- * - Login keys ("remember me"): the SCRAM ClientKey/ServerKey with salt, iteration count and
- *   mechanism — never the password. In localStorage when remembered; else in sessionStorage
- *   only, so that a reload of this tab can still resume its session (XEP-0198 needs SASL first).
+ * - The login ("remember me"): a XEP-0484 FAST token (fast.js) with its expiry, use count and
+ *   client id; only with servers that offer no FAST, the SCRAM ClientKey/ServerKey with salt,
+ *   iteration count and mechanism. Never the password. In localStorage when remembered; else
+ *   in sessionStorage only, so that a reload of this tab can still log in and resume its
+ *   session (XEP-0198 needs authentication first).
  * - A snapshot of the client's state (contacts and their presence, requests, rooms and their
  *   occupants, profiles) in sessionStorage: a resumed session gets no presence again, so a
  *   reloaded page takes what it knew from there.
- * - Binding (RFC 6120 §7) and the stream management (XEP-0198) that follows.
+ * - Binding (RFC 6120 §7), where the server has no Bind 2 (sasl2.js).
  * @module xmpp/session
  */
 
@@ -45,24 +47,50 @@ function remove(storage, key) {
   } catch { /* disabled */ }
 }
 
-/** The stored login of this tab, else the remembered one: {username, domain, keys, remember}. */
+function valid(v, domain) {
+  return !!v && typeof v.username === 'string' && v.domain === domain
+    && ((!!v.fast && typeof v.fast.token === 'string') || (!!v.keys && typeof v.keys === 'object'));
+}
+
+/**
+ * The stored login of this tab, else the remembered one:
+ * {username, domain, remember, fast?: {token, expiry, mechanism, count, clientId}, keys?}.
+ */
 export function loadLogin(domain) {
   const { local, session } = storages();
   for (const s of [session, local]) {
     const v = read(s, LOGIN);
-    if (v && v.keys && typeof v.username === 'string' && v.domain === domain) return v;
+    if (valid(v, domain)) return { ...v, remember: s === local };
   }
   return null;
 }
 
-/** Keep the login keys (null keys: nothing to keep, e.g. after PLAIN). */
-export function storeLogin({ username, domain, keys }, remember) {
+/**
+ * Keep a new login (a FAST token, or SCRAM keys where the server has no FAST): in
+ * localStorage when remembered, else in sessionStorage (this tab only); the other place is
+ * emptied. Nothing to keep (e.g. after PLAIN): both are.
+ */
+export function storeLogin({ username, domain, remember, fast = null, keys = null }) {
   const { local, session } = storages();
-  const value = { username, domain, keys, remember: !!remember };
-  if (keys) write(session, LOGIN, value);
-  else remove(session, LOGIN);
-  if (keys && remember) write(local, LOGIN, value);
-  else remove(local, LOGIN);
+  const value = fast ? { username, domain, fast } : { username, domain, keys };
+  const [into, other] = remember ? [local, session] : [session, local];
+  if (fast || keys) write(into, LOGIN, value);
+  else remove(into, LOGIN);
+  remove(other, LOGIN);
+}
+
+/**
+ * Write back a login used again (the FAST count, a rotated token), where it is stored — and
+ * only if it is still there for this account (another tab may have logged out or in).
+ * @returns {boolean} whether it was written
+ */
+export function updateLogin({ username, domain, remember, fast }) {
+  const { local, session } = storages();
+  const into = remember ? local : session;
+  const now = read(into, LOGIN);
+  if (!valid(now, domain) || now.username !== username || !now.fast) return false;
+  write(into, LOGIN, { username, domain, fast });
+  return true;
 }
 
 /** Forget everything stored (logout, or keys the server no longer takes). */

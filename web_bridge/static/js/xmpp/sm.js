@@ -1,5 +1,6 @@
 /**
- * XEP-0198: Stream Management — acks both ways and resumption, also across a page reload.
+ * XEP-0198: Stream Management — acks both ways and resumption, also across a page reload;
+ * enabled and resumed on their own or inside a SASL2 login (XEP-0386 §3.2, XEP-0388 §2.6.1).
  *
  * The state that resumption needs ({id, h, jid} plus what the server has not acknowledged
  * yet) is written to sessionStorage as it changes, so a reloaded page continues the same
@@ -46,13 +47,32 @@ export class StreamManagement {
   async enable(jid) {
     const reply = this.conn.next((el) => el.namespaceURI === NS.SM && ['enabled', 'failed'].includes(el.localName));
     this.conn.sendRaw(serialize(x('enable', { xmlns: NS.SM, resume: 'true' })));
+    this._start(jid); // counted from here (§4: after <enable/>)
+    return this.enabled(await reply);
+  }
+
+  /**
+   * XEP-0386 §3.2: stream management enabled inside Bind 2. Call as soon as the <success/>
+   * holding it is received: stanzas are counted from there.
+   * @param {Element} el the <enabled/> or <failed/> of <bound/>
+   * @param {string} jid the bound full JID
+   */
+  enabledInline(el, jid) {
+    this._start(jid);
+    return this.enabled(el);
+  }
+
+  _start(jid) {
     this.h = 0;
     this.acked = 0;
     this.queue = [];
     this.jid = jid;
-    this.conn.sm = this; // counted from here (§4: after <enable/>)
-    const el = await reply;
-    if (el.localName === 'failed') {
+    this.conn.sm = this;
+  }
+
+  /** The server's <enabled/> or <failed/>; returns whether stream management is on. */
+  enabled(el) {
+    if (el.localName !== 'enabled') {
       this.conn.sm = null;
       this.id = null;
       return false;
@@ -64,6 +84,11 @@ export class StreamManagement {
     return true;
   }
 
+  /** §5: the <resume/> that asks for the stored (or in-memory) session. */
+  resumeRequest() {
+    return x('resume', { xmlns: NS.SM, previd: this.id, h: this.h % MOD });
+  }
+
   /**
    * §5: resume the stored (or in-memory) session on this authenticated stream.
    * @returns {Promise<boolean>} true when resumed; false when the server no longer has it
@@ -72,9 +97,19 @@ export class StreamManagement {
   async resume() {
     if (!this.id) return false;
     const reply = this.conn.next((el) => el.namespaceURI === NS.SM && ['resumed', 'failed'].includes(el.localName));
-    this.conn.sendRaw(serialize(x('resume', { xmlns: NS.SM, previd: this.id, h: this.h % MOD })));
-    const el = await reply;
-    if (is(el, 'failed', NS.SM)) {
+    this.conn.sendRaw(serialize(this.resumeRequest()));
+    return this.resumed(await reply);
+  }
+
+  /**
+   * The server's answer to <resume/> (on its own, or inside a SASL2 <success/>, XEP-0388
+   * §2.6.1): on <resumed/> the connection counts again and what the server had not
+   * acknowledged is sent again; on <failed/> the session is forgotten.
+   * @param {Element|null} el <resumed/> or <failed/>
+   * @returns {boolean} whether the session was resumed
+   */
+  resumed(el) {
+    if (!is(el, 'resumed', NS.SM)) {
       this.forget();
       return false;
     }
