@@ -20,16 +20,6 @@ SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 class TlsRaw(RawClient):
     """A RawClient over direct TLS (XEP-0368), able to compute channel bindings."""
 
-    @classmethod
-    async def open_tls(cls, server) -> TlsRaw:  # type: ignore[no-untyped-def]
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", server.direct_tls_port, ssl=ctx, server_hostname="localhost"
-        )
-        return cls(reader, writer)
-
     @property
     def ssl_object(self) -> ssl.SSLObject:
         obj = self.writer.get_extra_info("ssl_object")

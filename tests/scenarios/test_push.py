@@ -120,6 +120,17 @@ async def gone(server: Server, client: Client, user: str = "alice") -> None:
     await eventually(lambda: not server.host.sessions.of_user(user))  # type: ignore[union-attr]
 
 
+async def alice_offline(servers: ServerFactory,
+                        **sections: dict[str, Any]) -> tuple[Server, AppServer]:
+    """A server (``start``) and its app server; alice has enabled node 'n' and is gone."""
+    server = await start(servers, **sections)
+    app = await AppServer.connect_to(server)
+    alice = await connect(server, "alice")
+    await enable(alice, "n")
+    await gone(server, alice)
+    return server, app
+
+
 def form(parent: ET.Element | None) -> dict[str, str]:
     assert parent is not None
     x = parent.find(f"{{{DATA}}}x")
@@ -200,11 +211,7 @@ async def test_offline_message_is_pushed_with_count_and_options_but_no_body(
 
 
 async def test_sender_and_body_when_configured(servers: ServerFactory) -> None:
-    server = await start(servers, push={"include_sender": True, "include_body": True})
-    app = await AppServer.connect_to(server)
-    alice = await connect(server, "alice")
-    await enable(alice, "n")
-    await gone(server, alice)
+    server, app = await alice_offline(servers, push={"include_sender": True, "include_body": True})
     bob = await connect(server, "bob", resource="desk")
     send(bob, A, "hello there")
     assert summary(await app.next()) == {
@@ -215,11 +222,7 @@ async def test_sender_and_body_when_configured(servers: ServerFactory) -> None:
 
 
 async def test_encrypted_messages_count_chat_states_do_not(servers: ServerFactory) -> None:
-    server = await start(servers, push={"important_body": "New message"})
-    app = await AppServer.connect_to(server)
-    alice = await connect(server, "alice")
-    await enable(alice, "n")
-    await gone(server, alice)
+    server, app = await alice_offline(servers, push={"important_body": "New message"})
     bob = await connect(server, "bob")
     # Only a chat state: not stored, nothing to push. A headline: dropped (RFC 6121 §8.5.2).
     send(bob, A, None, extra=[ET.Element("{http://jabber.org/protocol/chatstates}active")])
@@ -239,17 +242,20 @@ async def test_encrypted_messages_count_chat_states_do_not(servers: ServerFactor
 
 # -- stream management: detached sessions (XEP-0198) ------------------------------------------
 
-async def sm_alice(server: Server, node: str) -> SmRaw:
-    """Alice over a raw stream: available, stream management with resumption, push enabled."""
+async def phone(servers: ServerFactory) -> tuple[Server, AppServer, SmRaw]:
+    """A server and its app server, and alice's phone on a raw stream: available, stream
+    management with resumption, push enabled for 'phone-node'."""
+    server = await start(servers)
+    app = await AppServer.connect_to(server)
     assert server.host is not None
     if not await server.host.accounts.exists("alice"):
         await server.host.accounts.create("alice", "secret")
     raw = await SmRaw.login(server, resource="phone")
     await raw.enable()
     await raw.send("<presence/>"
-                   f"<iq type='set' id='push'>{enable_xml(node)}</iq>")
+                   f"<iq type='set' id='push'>{enable_xml('phone-node')}</iq>")
     await raw.next(lambda e: e.get("id") == "push" and e.get("type") == "result")
-    return raw
+    return server, app, raw
 
 
 async def ack_all(raw: SmRaw) -> None:
@@ -264,9 +270,7 @@ def detached(server: Server, jid: str) -> bool:
 
 
 async def test_messages_for_a_detached_session_are_pushed(servers: ServerFactory) -> None:
-    server = await start(servers)
-    app = await AppServer.connect_to(server)
-    raw = await sm_alice(server, "phone-node")
+    server, app, raw = await phone(servers)
     bob = await connect(server, "bob")
     send(bob, A, "while connected")
     await raw.next(message("while connected"))
@@ -287,9 +291,7 @@ async def test_messages_for_a_detached_session_are_pushed(servers: ServerFactory
 
 async def test_unacknowledged_messages_are_pushed_when_the_connection_drops(
         servers: ServerFactory) -> None:
-    server = await start(servers)
-    app = await AppServer.connect_to(server)
-    raw = await sm_alice(server, "phone-node")
+    server, app, raw = await phone(servers)
     await ack_all(raw)
     bob = await connect(server, "bob")
     send(bob, A, "written, never acknowledged")
@@ -304,9 +306,7 @@ async def test_unacknowledged_messages_are_pushed_when_the_connection_drops(
 
 async def test_only_the_detached_device_is_pushed_while_another_is_online(
         servers: ServerFactory) -> None:
-    server = await start(servers)
-    app = await AppServer.connect_to(server)
-    raw = await sm_alice(server, "phone-node")
+    server, app, raw = await phone(servers)
     await ack_all(raw)
     desk = await connect(server, "alice", resource="desk", create=False)
     await enable(desk, "desk-node")
@@ -402,11 +402,7 @@ async def test_registrations_survive_a_restart(servers: ServerFactory) -> None:
 
 
 async def test_app_server_errors(servers: ServerFactory) -> None:
-    server = await start(servers)
-    app = await AppServer.connect_to(server)
-    alice = await connect(server, "alice")
-    await enable(alice, "n")
-    await gone(server, alice)
+    server, app = await alice_offline(servers)
     bob = await connect(server, "bob")
     app.answer = ("wait", "resource-constraint")  # transient: kept
     send(bob, A, "one")
@@ -425,11 +421,7 @@ async def test_app_server_errors(servers: ServerFactory) -> None:
 
 
 async def test_pushes_to_one_app_server_are_paced(servers: ServerFactory) -> None:
-    server = await start(servers, push={"min_interval": 3})
-    app = await AppServer.connect_to(server)
-    alice = await connect(server, "alice")
-    await enable(alice, "n")
-    await gone(server, alice)
+    server, app = await alice_offline(servers, push={"min_interval": 3})
     bob = await connect(server, "bob")
     for body in ("one", "two", "three"):
         send(bob, A, body)

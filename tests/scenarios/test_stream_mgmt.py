@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from slixmpp.exceptions import IqError
 
 from tests.scenarios.test_messages import ping, send
 from tests.scenarios.test_roster_presence import befriend, presence
-from tests.support.clients import TIMEOUT, Client, connect
+from tests.support.clients import TIMEOUT, Client, Pred, StreamClient, connect
 from xmpp_server.jid import JID
 from xmpp_server.server import Server
 
@@ -28,49 +27,28 @@ S = "{" + SM + "}"
 C = "{jabber:client}"
 STREAM_ERROR = "{http://etherx.jabber.org/streams}error"
 DELAY = "{urn:xmpp:delay}delay"
-STANZAS = {C + "message", C + "presence", C + "iq"}
 A = "alice@localhost"
 
-Pred = Callable[[etree._Element], bool]
 
-
-class SmRaw:
+class SmRaw(StreamClient):
     """A client stream by hand over plain TCP: PLAIN login, bind, then XEP-0198 elements."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.items: list[etree._Element] = []
-        self.stanzas: list[etree._Element] = []  # every stanza received, in order (for 'h')
-        self.ended = False  # the server's closing tag arrived
-        self._restart()
-
-    def _restart(self) -> None:
-        self.parser = etree.XMLPullParser(events=("start", "end"))
-        self.depth = 0
 
     @classmethod
     async def login(cls, server: Server, user: str = "alice", resource: str | None = "raw",
                     password: str = "secret") -> SmRaw:
         """Authenticated; bound to ``resource`` unless it is None."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.c2s_port)
-        raw = cls(reader, writer)
+        raw = await cls.open(server)
         await raw.open_stream()
         token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
         await raw.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
                        f"{token}</auth>")
         await raw.next(lambda e: e.tag.endswith("}success"))
-        raw._restart()
+        raw.restart()
         features = await raw.open_stream()
         assert features.find(S + "sm") is not None  # §2: offered after authentication
         if resource is not None:
             await raw.bind(resource)
         return raw
-
-    async def open_stream(self) -> etree._Element:
-        await self.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                        "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' "
-                        "version='1.0'>")
-        return await self.next(lambda e: e.tag.endswith("}features"))
 
     async def bind(self, resource: str) -> None:
         await self.send(f"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:"
@@ -86,61 +64,6 @@ class SmRaw:
     def h_through(self, pred: Pred) -> int:
         """The 'h' that acknowledges every stanza up to the one matching ``pred``."""
         return next(i for i, el in enumerate(self.stanzas, 1) if pred(el))
-
-    async def send(self, data: str) -> None:
-        self.writer.write(data.encode())
-        await self.writer.drain()
-
-    async def next(self, pred: Pred, timeout: float = TIMEOUT) -> etree._Element:
-        """The first element received (or still to come) that matches; others stay queued."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for i, el in enumerate(self.items):
-                    if pred(el):
-                        return self.items.pop(i)
-                if not await self._read():
-                    raise ConnectionError(f"closed; got {[e.tag for e in self.items]}")
-
-    async def nothing(self, pred: Pred, wait: float = 0.3) -> None:
-        try:
-            el = await self.next(pred, timeout=wait)
-        except (TimeoutError, ConnectionError):
-            return
-        raise AssertionError(f"unexpected {etree.tostring(el)!r}")
-
-    async def _read(self) -> bool:
-        data = await self.reader.read(65536)
-        if not data:
-            return False
-        self.parser.feed(data)
-        for event, el in self.parser.read_events():
-            if event == "start":
-                self.depth += 1
-            else:
-                self.depth -= 1
-                if self.depth == 1:
-                    self.items.append(el)
-                    if el.tag in STANZAS:
-                        self.stanzas.append(el)
-                elif self.depth == 0:
-                    self.ended = True
-        return True
-
-    async def until_closed(self) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while await self._read():
-                pass
-
-    def abort(self) -> None:
-        """The network goes away: no closing tag, no FIN handshake."""
-        self.writer.transport.abort()
-
-    async def close(self) -> None:
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
 
 
 def sm(name: str, **attrs: str) -> Pred:

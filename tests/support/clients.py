@@ -1,4 +1,4 @@
-"""Real XMPP clients for tests: slixmpp over real sockets, and a raw socket client.
+"""Real XMPP clients for tests: slixmpp over real sockets, and raw socket clients.
 
 ``await connect(server, "alice", "pw")`` logs in (creating the account first unless
 ``create=False``), waits for the session to start and returns a ``Client`` whose queues
@@ -6,6 +6,9 @@ collect what arrives, so a test reads the conversation in order::
 
     msg = await alice.next("message")
     pres = await bob.next("presence", lambda p: p["type"] == "unavailable")
+
+Where a test writes the XML itself, ``RawClient`` reads bytes and ``StreamClient`` parses what
+arrives into elements (``await raw.next(pred)``).
 """
 
 from __future__ import annotations
@@ -13,14 +16,20 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import slixmpp
+from lxml import etree
 from slixmpp.stanza import Iq
 
 from xmpp_server.server import Server
 
 TIMEOUT = 10.0
+C = "{jabber:client}"
+STREAM = "{http://etherx.jabber.org/streams}"
+STANZAS = {C + "message", C + "presence", C + "iq"}
+
+Pred = Callable[[etree._Element], bool]
 
 
 class Client(slixmpp.ClientXMPP):
@@ -112,13 +121,24 @@ class RawClient:
         self.buffer = b""
 
     @classmethod
-    async def open(cls, server: Server, port: int | None = None) -> RawClient:
+    async def open(cls, server: Server, port: int | None = None) -> Self:
         reader, writer = await asyncio.open_connection("127.0.0.1", port or server.c2s_port)
         return cls(reader, writer)
 
-    def header(self, domain: str = "localhost") -> bytes:
+    @classmethod
+    async def open_tls(cls, server: Server) -> Self:
+        """Direct TLS (XEP-0368), the server's certificate unchecked."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.direct_tls_port, ssl=ctx, server_hostname="localhost")
+        return cls(reader, writer)
+
+    def header(self, domain: str = "localhost", frm: str | None = None) -> bytes:
+        attr = f" from='{frm}'" if frm else ""
         return (f"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                f"xmlns:stream='http://etherx.jabber.org/streams' to='{domain}' "
+                f"xmlns:stream='http://etherx.jabber.org/streams' to='{domain}'{attr} "
                 f"version='1.0'>").encode()
 
     async def send(self, data: bytes) -> None:
@@ -168,3 +188,78 @@ class RawClient:
             await self.writer.wait_closed()
         except (ConnectionError, OSError):
             pass
+
+
+class StreamClient(RawClient):
+    """A RawClient that parses what arrives (lxml, incrementally): each top-level element is
+    queued, and ``next(pred)`` takes the first that matches. Read it with ``next``/``nothing``
+    only, not with RawClient's byte reads."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(reader, writer)
+        self.items: list[etree._Element] = []
+        self.stanzas: list[etree._Element] = []  # every stanza received, in order (for 'h')
+        self.features: etree._Element | None = None  # of the last stream opened
+        self.headers = 0  # stream headers received
+        self.ended = False  # the server's closing tag arrived
+        self.restart()
+
+    def restart(self) -> None:
+        """A new stream on the same connection (after SASL): a new parser."""
+        self.parser = etree.XMLPullParser(events=("start", "end"))
+        self.depth = 0
+
+    async def send(self, data: str | bytes) -> None:
+        await super().send(data.encode() if isinstance(data, str) else data)
+
+    async def open_stream(self, frm: str | None = None) -> etree._Element:
+        """Send a stream header; returns the stream features."""
+        await self.send(self.header(frm=frm))
+        self.features = await self.next(lambda e: e.tag == STREAM + "features")
+        return self.features
+
+    async def next(self, pred: Pred, timeout: float = TIMEOUT) -> etree._Element:
+        """The first element received (or still to come) that matches; others stay queued."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for i, el in enumerate(self.items):
+                    if pred(el):
+                        return self.items.pop(i)
+                if not await self._read():
+                    raise ConnectionError(f"closed; got {[e.tag for e in self.items]}")
+
+    async def nothing(self, pred: Pred, wait: float = 0.3) -> None:
+        try:
+            el = await self.next(pred, timeout=wait)
+        except (TimeoutError, ConnectionError):
+            return
+        raise AssertionError(f"unexpected {etree.tostring(el)!r}")
+
+    async def _read(self) -> bool:
+        data = await self.reader.read(65536)
+        if not data:
+            return False
+        self.parser.feed(data)
+        for event, el in self.parser.read_events():
+            if event == "start":
+                self.depth += 1
+                if self.depth == 1:
+                    self.headers += 1
+            else:
+                self.depth -= 1
+                if self.depth == 1:
+                    self.items.append(el)
+                    if el.tag in STANZAS:
+                        self.stanzas.append(el)
+                elif self.depth == 0:
+                    self.ended = True
+        return True
+
+    async def until_closed(self) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while await self._read():
+                pass
+
+    def abort(self) -> None:
+        """The network goes away: no closing tag, no FIN handshake."""
+        self.writer.transport.abort()

@@ -3,8 +3,8 @@
 slixmpp speaks no SASL2, so ``Sasl2Client`` does what Conversations, Monal or Dino do: one
 <authenticate/> with SCRAM or a FAST token (XEP-0484), Bind 2 (XEP-0386) and inline features,
 and it checks what a careful client checks (the SCRAM server signature, XEP-0474's 'h', the
-FAST responder hash). Every element received is parsed (lxml) and queued; ``next(pred)`` takes
-the first that matches.
+FAST responder hash). It is a ``StreamClient``: every element received is parsed (lxml) and
+queued; ``next(pred)`` takes the first that matches.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ import hashlib
 import hmac
 import ssl
 import uuid
-from collections.abc import Callable
 from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
-from tests.support.clients import TIMEOUT
+from tests.support.clients import Pred, StreamClient
 from tests.support.scram_client import ScramClient
 from xmpp_server.server import Server
 from xmpp_server.stream import tls
@@ -33,9 +32,6 @@ SM = "urn:xmpp:sm:3"
 C = "{jabber:client}"
 STREAM = "{http://etherx.jabber.org/streams}"
 CB = "{urn:xmpp:sasl-cb:0}"
-STANZAS = {C + "message", C + "presence", C + "iq"}
-
-Pred = Callable[[etree._Element], bool]
 
 
 def tag(name: str) -> Pred:
@@ -58,29 +54,15 @@ def agent(client_id: str) -> str:
             f"<device>pytest</device></user-agent>")
 
 
-class Sasl2Client:
+class Sasl2Client(StreamClient):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.items: list[etree._Element] = []
-        self.stanzas: list[etree._Element] = []  # every stanza received, in order (for 'h')
-        self.features: etree._Element | None = None
+        super().__init__(reader, writer)
         self.client_id = str(uuid.uuid4())
-        self.parser = etree.XMLPullParser(events=("start", "end"))
-        self.depth = 0
-        self.headers = 0  # stream headers received
 
     @classmethod
     async def connect(cls, server: Server, secure: bool = True) -> Sasl2Client:
         """Direct TLS (``secure``), else plain TCP on the STARTTLS port."""
-        if not secure:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.c2s_port)
-            return cls(reader, writer)
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", server.direct_tls_port, ssl=ctx, server_hostname="localhost")
-        return cls(reader, writer)
+        return await (cls.open_tls(server) if secure else cls.open(server))
 
     def binding(self, kind: str) -> bytes:
         """The channel-binding data of this connection, as the client computes it."""
@@ -90,70 +72,9 @@ class Sasl2Client:
         assert data
         return data
 
-    # -- the stream ---------------------------------------------------------------------------
-
-    async def send(self, data: str) -> None:
-        self.writer.write(data.encode())
-        await self.writer.drain()
-
     async def open_stream(self, frm: str | None = "alice@localhost") -> etree._Element:
-        attr = f" from='{frm}'" if frm else ""
-        await self.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                        "xmlns:stream='http://etherx.jabber.org/streams' to='localhost'"
-                        f"{attr} version='1.0'>")
-        self.features = await self.next(lambda e: e.tag == STREAM + "features")
-        return self.features
-
-    async def next(self, pred: Pred, timeout: float = TIMEOUT) -> etree._Element:
-        """The first element received (or still to come) that matches; others stay queued."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for i, el in enumerate(self.items):
-                    if pred(el):
-                        return self.items.pop(i)
-                if not await self._read():
-                    raise ConnectionError(f"closed; got {[e.tag for e in self.items]}")
-
-    async def nothing(self, pred: Pred, wait: float = 0.3) -> None:
-        try:
-            el = await self.next(pred, timeout=wait)
-        except (TimeoutError, ConnectionError):
-            return
-        raise AssertionError(f"unexpected {etree.tostring(el)!r}")
-
-    async def _read(self) -> bool:
-        data = await self.reader.read(65536)
-        if not data:
-            return False
-        self.parser.feed(data)
-        for event, el in self.parser.read_events():
-            if event == "start":
-                self.depth += 1
-                if self.depth == 1:
-                    self.headers += 1
-            else:
-                self.depth -= 1
-                if self.depth == 1:
-                    self.items.append(el)
-                    if el.tag in STANZAS:
-                        self.stanzas.append(el)
-        return True
-
-    async def until_closed(self) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while await self._read():
-                pass
-
-    def abort(self) -> None:
-        """The network goes away: no closing tag."""
-        self.writer.transport.abort()
-
-    async def close(self) -> None:
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
+        """As a client that knows its account names it (RFC 6120 §4.7.1)."""
+        return await super().open_stream(frm)
 
     # -- SASL2 --------------------------------------------------------------------------------
 

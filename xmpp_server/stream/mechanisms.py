@@ -73,10 +73,8 @@ class Plain(SaslMechanism):
         except (UnicodeDecodeError, ValueError, JIDError):
             return Step("failure", condition="malformed-request")
         host = self.session.host
-        if authzid and authzid != f"{username}@{host.domain}":
-            return Step("failure", condition="invalid-authzid")
-        if begin_attempt(host, username):
-            return throttled()
+        if (refused := refusal(host, username, authzid)) is not None:
+            return refused
         if await host.accounts.verify_password(username, password):
             return Step("success", username=username)
         return Step("failure", username=username)
@@ -102,10 +100,8 @@ class Scram(SaslMechanism):
         except (UnicodeDecodeError, ScramError, JIDError):
             return Step("failure", condition="malformed-request")
         host = self.session.host
-        if authzid and authzid != f"{username}@{host.domain}":
-            return Step("failure", condition="invalid-authzid")
-        if begin_attempt(host, username):
-            return throttled()
+        if (refused := refusal(host, username, authzid)) is not None:
+            return refused
         creds = await host.accounts.credentials(username, self.name.removesuffix("-PLUS"))
         if creds is None:
             # Unknown account: go through the motions with made-up keys (no enumeration).
@@ -137,6 +133,17 @@ class Scram(SaslMechanism):
 
 
 # -- throttling (RFC 6120 §13.3 "brute force"), shared by every mechanism ---------------------
+
+def refusal(host: Host, username: str, authzid: str) -> Step | None:
+    """The failure that ends a password exchange before the keys are looked at, if any: an
+    authorization identity other than the account's own (RFC 6120 §6.3.8), or a locked account.
+    Otherwise the attempt is begun (``begin_attempt``) and None returned."""
+    if authzid and authzid != f"{username}@{host.domain}":
+        return Step("failure", condition="invalid-authzid")
+    if begin_attempt(host, username):
+        return throttled()
+    return None
+
 
 def begin_attempt(host: Host, username: str) -> bool:
     """Count the attempt as failed until it succeeds, so that concurrent guesses cannot
