@@ -1,4 +1,6 @@
-"""What every repository shares: the engine and the per-user write lock."""
+"""What every repository shares: the engine, the per-user write lock, upserts (dialect details
+of statements live here; the driver's own connections for the login statements in driver.py).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +27,24 @@ async def lock_user(conn: AsyncConnection, username: str) -> bool:
     return row.first() is not None
 
 
-_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], sa.Executable] = {}
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], sa.Insert] = {}
+
+
+def upsert_statement(dialect_name: str, table: sa.Table, columns: tuple[str, ...],
+                      key: tuple[str, ...]) -> sa.Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE with bound parameters, built once per shape."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    cache_key = (dialect_name, table.name, key, columns)
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        insert = dialect.insert(table).values({c: sa.bindparam(c) for c in columns})
+        update = {c: insert.excluded[c] for c in columns if c not in key}
+        stmt = _UPSERTS[cache_key] = insert.on_conflict_do_update(
+            index_elements=list(key), set_=update
+        )
+    return stmt
 
 
 async def upsert(conn: AsyncConnection, table: sa.Table, values: dict[str, object],
@@ -34,16 +53,5 @@ async def upsert(conn: AsyncConnection, table: sa.Table, values: dict[str, objec
 
     The statement is built once per table, columns and dialect, with bound parameters.
     """
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    name = conn.dialect.name
-    cache_key = (name, table.name, key, tuple(values))
-    stmt = _UPSERTS.get(cache_key)
-    if stmt is None:
-        dialect = postgresql if name == "postgresql" else sqlite
-        insert = dialect.insert(table).values({c: sa.bindparam(c) for c in values})
-        update = {c: insert.excluded[c] for c in values if c not in key}
-        stmt = _UPSERTS[cache_key] = insert.on_conflict_do_update(
-            index_elements=list(key), set_=update
-        )
+    stmt = upsert_statement(conn.dialect.name, table, tuple(values), key)
     await conn.execute(stmt, values)

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.driver import Driver
 from storage.roster import RosterRepository
 from storage.types import RosterItem
 
@@ -35,8 +36,8 @@ def _copy(items: list[RosterItem]) -> list[RosterItem]:
 
 
 class CachedRosterRepository(RosterRepository):
-    def __init__(self, engine: AsyncEngine, size: int = 20_000) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: AsyncEngine, driver: Driver, size: int = 20_000) -> None:
+        super().__init__(engine, driver)
         self.size = size
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         # Bumped by every eviction: a read that started before a write must not fill the cache.

@@ -1,5 +1,6 @@
 """Opening the database: engine arguments and per-connection settings for each dialect, and
-Alembic upgrades. Every dialect difference of the storage package lives in this file.
+Alembic upgrades. Dialect differences live here, in base.py (statements such as upserts) and
+in driver.py (running the login statements on the driver's own connections).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from storage.archive import ArchiveRepository
 from storage.blocklist import BlocklistRepository
 from storage.cache import CachedRosterRepository
+from storage.driver import Driver
 from storage.fast_tokens import FastTokenRepository
 from storage.offline import OfflineRepository
 from storage.pep import PepRepository
@@ -41,11 +43,13 @@ class Storage:
     def __init__(self, engine: AsyncEngine, url: str, cache: bool = True) -> None:
         self.url = url
         self._engine = engine
-        self.users = UserRepository(engine)
-        self.roster = CachedRosterRepository(engine) if cache else RosterRepository(engine)
+        self._driver = Driver(engine)  # the statements of every login (storage/driver.py)
+        self.users = UserRepository(engine, self._driver)
+        self.roster = (CachedRosterRepository(engine, self._driver) if cache
+                       else RosterRepository(engine, self._driver))
         if isinstance(self.roster, CachedRosterRepository):
             self.users.deleted.append(self.roster.evict)
-        self.offline = OfflineRepository(engine)
+        self.offline = OfflineRepository(engine, self._driver)
         self.rooms = RoomRepository(engine)
         self.archive = ArchiveRepository(engine)
         self.pep = PepRepository(engine)
@@ -58,7 +62,15 @@ class Storage:
 
     def time_statements(self, observe: Observer) -> Callable[[], None]:
         """Report each SQL statement's duration (metrics); returns the undo."""
-        return listen(self._engine, observe)
+        undo = listen(self._engine, observe)
+        self._driver.observers.append(observe)
+
+        def undo_both() -> None:
+            undo()
+            if observe in self._driver.observers:
+                self._driver.observers.remove(observe)
+
+        return undo_both
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest migration (nothing to do if it is there already)."""
@@ -66,6 +78,7 @@ class Storage:
             await conn.run_sync(_upgrade)
 
     async def close(self) -> None:
+        await self._driver.close()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Storage:

@@ -6,12 +6,30 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.base import Repository, lock_user
+from storage.driver import Driver
 from storage.models import UTCDateTime, offline_messages
+
+# Every login asks for the messages: on the driver (``storage.driver.Driver``).
+_FETCH = (
+    sa.select(offline_messages.c.id, offline_messages.c.xml)
+    .where(offline_messages.c.username == sa.bindparam("username"))
+    .order_by(offline_messages.c.id)
+)
+_COUNT = (
+    sa.select(sa.func.count())
+    .select_from(offline_messages)
+    .where(offline_messages.c.username == sa.bindparam("username"))
+)
 
 
 class OfflineRepository(Repository):
+    def __init__(self, engine: AsyncEngine, driver: Driver) -> None:
+        super().__init__(engine)
+        self._driver = driver
+
     async def store(self, username: str, xml: str, limit: int) -> bool:
         """Append a message; False, storing nothing, if the user holds `limit` or is unknown."""
         held = (
@@ -39,13 +57,8 @@ class OfflineRepository(Repository):
 
     async def fetch(self, username: str) -> list[tuple[int, str]]:
         """(id, xml) of the user's messages in arrival order."""
-        query = (
-            sa.select(offline_messages.c.id, offline_messages.c.xml)
-            .where(offline_messages.c.username == username)
-            .order_by(offline_messages.c.id)
-        )
-        async with self._engine.connect() as conn:
-            return [(int(row.id), row.xml) for row in await conn.execute(query)]
+        rows = await self._driver.fetch(_FETCH, {"username": username})
+        return [(int(row_id), xml) for row_id, xml in rows]
 
     async def delete(self, username: str, ids: list[int]) -> None:
         """Drop delivered messages; ids of other users' messages are ignored."""
@@ -59,10 +72,5 @@ class OfflineRepository(Repository):
             )
 
     async def count(self, username: str) -> int:
-        query = (
-            sa.select(sa.func.count())
-            .select_from(offline_messages)
-            .where(offline_messages.c.username == username)
-        )
-        async with self._engine.connect() as conn:
-            return int((await conn.execute(query)).scalar_one())
+        rows = await self._driver.fetch(_COUNT, {"username": username})
+        return int(rows[0][0])

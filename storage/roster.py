@@ -6,11 +6,11 @@ import json
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.base import Repository, lock_user
+from storage.driver import Driver
 from storage.models import roster_items, roster_pending, roster_versions
 from storage.types import SUBSCRIPTIONS, RosterItem, UnknownUser
 
@@ -24,14 +24,39 @@ _ITEM_COLUMNS = (
 )
 
 
-def _item(row: RowMapping) -> RosterItem:
+_USER: sa.BindParameter[str] = sa.bindparam("username")
+# The reads run on the driver (``storage.driver.Driver``): they are part of every login.
+# The version and the items in one statement; no version row means no such user.
+_ROSTER = (
+    sa.select(roster_versions.c.version, *_ITEM_COLUMNS)
+    .select_from(
+        roster_versions.outerjoin(
+            roster_items, roster_items.c.username == roster_versions.c.username
+        )
+    )
+    .where(roster_versions.c.username == _USER)
+)
+_ITEM = sa.select(*_ITEM_COLUMNS).where(
+    roster_items.c.username == _USER, roster_items.c.jid == sa.bindparam("jid")
+)
+_VERSION = sa.select(roster_versions.c.version).where(roster_versions.c.username == _USER)
+_PENDING = (
+    sa.select(roster_pending.c.jid, roster_pending.c.xml)
+    .where(roster_pending.c.username == _USER)
+    .order_by(roster_pending.c.id)
+)
+
+
+def _item(row: tuple[object, ...]) -> RosterItem:
+    jid, name, subscription, ask, approved, groups = row
+    assert isinstance(jid, str) and isinstance(subscription, str) and isinstance(groups, str)
     return RosterItem(
-        jid=row["jid"],
-        name=row["name"],
-        subscription=row["subscription"],
-        ask=bool(row["ask"]),
-        approved=bool(row["approved"]),
-        groups=list(json.loads(row["groups"])),
+        jid=jid,
+        name=name if isinstance(name, str) else None,
+        subscription=subscription,
+        ask=bool(ask),
+        approved=bool(approved),
+        groups=list(json.loads(groups)),
     )
 
 
@@ -50,27 +75,24 @@ async def _bump(conn: AsyncConnection, username: str) -> int:
 
 
 class RosterRepository(Repository):
+    def __init__(self, engine: AsyncEngine, driver: Driver) -> None:
+        super().__init__(engine)
+        self._driver = driver
+
     async def get(self, username: str) -> tuple[list[RosterItem], int]:
-        """All items ordered by JID, and the roster version."""
-        async with self._engine.connect() as conn:
-            # Version first: should a change land between the two reads, the client then holds
-            # newer items under an older version, which only costs it a refetch later.
-            version = await self._version(conn, username)
-            rows = (
-                await conn.execute(
-                    sa.select(*_ITEM_COLUMNS).where(roster_items.c.username == username)
-                )
-            ).all()
-        items = sorted((_item(row._mapping) for row in rows), key=lambda item: item.jid)
+        """All items ordered by JID, and the roster version (one statement: they agree)."""
+        rows = await self._driver.fetch(_ROSTER, {"username": username})
+        if not rows:
+            return [], 0
+        version = int(rows[0][0])
+        # An empty roster is one row with the version and NULL item columns.
+        items = sorted((_item(row[1:]) for row in rows if row[1] is not None),
+                       key=lambda item: item.jid)
         return items, version
 
     async def get_item(self, username: str, jid: str) -> RosterItem | None:
-        query = sa.select(*_ITEM_COLUMNS).where(
-            roster_items.c.username == username, roster_items.c.jid == jid
-        )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        return None if row is None else _item(row._mapping)
+        rows = await self._driver.fetch(_ITEM, {"username": username, "jid": jid})
+        return _item(rows[0]) if rows else None
 
     async def put(self, username: str, item: RosterItem) -> int:
         """Insert or replace the item; returns the new roster version. UnknownUser if no user."""
@@ -111,14 +133,8 @@ class RosterRepository(Repository):
             return await _bump(conn, username)
 
     async def version(self, username: str) -> int:
-        async with self._engine.connect() as conn:
-            return await self._version(conn, username)
-
-    @staticmethod
-    async def _version(conn: AsyncConnection, username: str) -> int:
-        query = sa.select(roster_versions.c.version).where(roster_versions.c.username == username)
-        version = (await conn.execute(query)).scalar_one_or_none()
-        return 0 if version is None else int(version)
+        rows = await self._driver.fetch(_VERSION, {"username": username})
+        return int(rows[0][0]) if rows else 0
 
     async def add_pending(self, username: str, jid: str, xml: str) -> None:
         """Keep an inbound subscription request until answered; a repeat replaces the earlier one.
@@ -153,10 +169,5 @@ class RosterRepository(Repository):
 
     async def list_pending(self, username: str) -> list[tuple[str, str]]:
         """(jid, xml) of the waiting requests, oldest first."""
-        query = (
-            sa.select(roster_pending.c.jid, roster_pending.c.xml)
-            .where(roster_pending.c.username == username)
-            .order_by(roster_pending.c.id)
-        )
-        async with self._engine.connect() as conn:
-            return [(row.jid, row.xml) for row in await conn.execute(query)]
+        return [(jid, xml) for jid, xml in
+                await self._driver.fetch(_PENDING, {"username": username})]

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.base import Repository, lock_user, upsert
+from storage.base import Repository, lock_user
+from storage.driver import Driver
 from storage.models import credentials as credentials_table
 from storage.models import last_activity, roster_versions, users
 from storage.types import ScramCredentials, UserExists
@@ -34,9 +35,27 @@ def _credential_rows(username: str, creds: CredentialList) -> list[dict[str, obj
     ]
 
 
+# The reads of every login and the logout write run on the driver (``storage.driver.Driver``).
+_CREDENTIALS = sa.select(
+    credentials_table.c.mechanism,
+    credentials_table.c.salt,
+    credentials_table.c.iterations,
+    credentials_table.c.stored_key,
+    credentials_table.c.server_key,
+).where(
+    credentials_table.c.username == sa.bindparam("username"),
+    credentials_table.c.mechanism == sa.bindparam("mechanism"),
+)
+_EXISTS = sa.select(users.c.username).where(users.c.username == sa.bindparam("username"))
+_LAST_LOGOUT = sa.select(last_activity.c.logout_at, last_activity.c.status).where(
+    last_activity.c.username == sa.bindparam("username")
+)
+
+
 class UserRepository(Repository):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, driver: Driver) -> None:
         super().__init__(engine)
+        self._driver = driver
         # Called with the username after a user was deleted (read caches drop their entries).
         self.deleted: list[Callable[[str], None]] = []
 
@@ -56,25 +75,18 @@ class UserRepository(Repository):
                 await conn.execute(credentials_table.insert(), rows)
 
     async def get_credentials(self, username: str, mechanism: str) -> ScramCredentials | None:
-        query = sa.select(
-            credentials_table.c.mechanism,
-            credentials_table.c.salt,
-            credentials_table.c.iterations,
-            credentials_table.c.stored_key,
-            credentials_table.c.server_key,
-        ).where(
-            credentials_table.c.username == username, credentials_table.c.mechanism == mechanism
+        rows = await self._driver.fetch(
+            _CREDENTIALS, {"username": username, "mechanism": mechanism}
         )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
+        if not rows:
             return None
+        name, salt, iterations, stored_key, server_key = rows[0]
         return ScramCredentials(
-            mechanism=row.mechanism,
-            salt=bytes(row.salt),
-            iterations=row.iterations,
-            stored_key=bytes(row.stored_key),
-            server_key=bytes(row.server_key),
+            mechanism=name,
+            salt=bytes(salt),
+            iterations=int(iterations),
+            stored_key=bytes(stored_key),
+            server_key=bytes(server_key),
         )
 
     async def set_credentials(self, username: str, credentials: CredentialList) -> bool:
@@ -94,9 +106,7 @@ class UserRepository(Repository):
         return True
 
     async def exists(self, username: str) -> bool:
-        query = sa.select(users.c.username).where(users.c.username == username)
-        async with self._engine.connect() as conn:
-            return (await conn.execute(query)).first() is not None
+        return bool(await self._driver.fetch(_EXISTS, {"username": username}))
 
     async def delete(self, username: str) -> bool:
         """Remove the user; every per-user table follows by ON DELETE CASCADE, in one statement."""
@@ -122,16 +132,14 @@ class UserRepository(Repository):
             raise ValueError("naive datetime given to storage; use an aware UTC datetime")
         values = {"username": username, "logout_at": when, "status": status}
         try:
-            async with self._engine.begin() as conn:
-                # One statement: the foreign key refuses a user deleted meanwhile.
-                await upsert(conn, last_activity, values, key=("username",))
+            # One statement: the foreign key refuses a user deleted meanwhile.
+            await self._driver.upsert(last_activity, values, key=("username",))
         except IntegrityError:
             return
 
     async def get_last_logout(self, username: str) -> tuple[datetime, str | None] | None:
-        query = sa.select(last_activity.c.logout_at, last_activity.c.status).where(
-            last_activity.c.username == username
-        )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        return None if row is None else (row.logout_at, row.status)
+        rows = await self._driver.fetch(_LAST_LOGOUT, {"username": username})
+        if not rows:
+            return None
+        when, status = rows[0]
+        return when, status

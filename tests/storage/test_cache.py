@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import event
-
 from storage import RosterItem, Storage
 from storage.cache import CachedRosterRepository
 from tests.storage.helpers import BOTH
 
 
 def _count_queries(storage: Storage) -> list[str]:
+    """Every statement from now on, through the engine or the driver (its operation)."""
     seen: list[str] = []
-
-    def before(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        seen.append(statement)
-
-    event.listen(storage._engine.sync_engine, "before_cursor_execute", before)
+    storage.time_statements(lambda operation, _seconds: seen.append(operation))
     return seen
 
 

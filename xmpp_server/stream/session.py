@@ -88,6 +88,7 @@ class Session:
         )
         self.stream_id = ""
         self.header_sent = False
+        self._pending_header: bytes | None = None  # our header, not written yet (see open_stream)
         self.closed = False
         self._closing = False
         self._ended = False
@@ -187,20 +188,32 @@ class Session:
         if self.closed or (self.filter is not None and self.filter(el)):
             return
         data = etree.tostring(el)
-        self.transport.write(data)
+        self._write_out(data)
         if self.sm is not None:
             self.sm.sent(data)
 
     def send_bytes(self, data: bytes) -> None:
         if not self.closed:
-            self.transport.write(data)
+            self._write_out(data)
             if self.sm is not None:
                 self.sm.sent(data)
 
     def send_nonza(self, data: bytes) -> None:
         """Stream-level output that is not a stanza (XEP-0198 <r/>, <a/>): never counted."""
         if not self.closed:
-            self.transport.write(data)
+            self._write_out(data)
+
+    def _write_out(self, data: bytes) -> None:
+        header = self._pending_header
+        if header is not None:
+            self._pending_header = None
+            data = header + data
+        self.transport.write(data)
+
+    def _flush_header(self) -> None:
+        header, self._pending_header = self._pending_header, None
+        if header is not None:
+            self.transport.write(header)
 
     def open_stream(self, to: str | None = None) -> None:
         """Send our stream header (RFC 6120 §4.7) with a fresh stream id."""
@@ -219,7 +232,17 @@ class Session:
                 f"version='1.0' xml:lang='en'>"
             )
         self.header_sent = True
-        self.transport.write(header.encode())
+        if self.transport.framed:  # RFC 7395 §3.3.3: one element per frame
+            self.transport.write(header.encode())
+            return
+        # Written together with what follows it at once (the features, or a stream error): one
+        # write and one TCP segment less per stream, two per login. The header never waits
+        # longer than this turn of the event loop.
+        self._pending_header = header.encode()
+        try:
+            asyncio.get_running_loop().call_soon(self._flush_header)
+        except RuntimeError:  # no event loop: nothing will follow soon
+            self._flush_header()
 
     def send_features(self, features: etree._Element) -> None:
         # Inside <stream:stream> the features element uses the stream prefix; framed (RFC 7395
@@ -229,7 +252,7 @@ class Session:
         data = etree.tostring(features).replace(
             b'<features xmlns="http://etherx.jabber.org/streams"', prefix, 1
         ).replace(b"</features>", b"</stream:features>")
-        self.transport.write(data)
+        self._write_out(data)
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -244,7 +267,7 @@ class Session:
             self.open_stream()
         log.info("stream error %s for %s: %s", condition, self.jid or self.transport.peer_ip, text)
         self._close_reason = condition
-        self.transport.write(self._error_bytes(condition, text, extra))
+        self._write_out(self._error_bytes(condition, text, extra))
         self.close()
 
     def _error_bytes(self, condition: str, text: str | None, extra: bytes = b"") -> bytes:
@@ -269,7 +292,7 @@ class Session:
                 if self.transport.framed
                 else b"</stream:stream>"
             )
-            self.transport.write(closing)
+            self._write_out(closing)
         self.transport.close()
 
     def connection_lost(self) -> None:
@@ -302,6 +325,7 @@ class Session:
             return
         old = self.transport
         _repoint(old, None)  # what the old connection still reports is no longer ours
+        self._flush_header()
         if self.header_sent:  # two writes: one element per frame when framed (RFC 7395)
             old.write(self._error_bytes(condition, text))
             old.write(b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>" if old.framed
@@ -321,6 +345,7 @@ class Session:
         finished without ending anything. What its client sent after <resume/> is ours.
         """
         assert self.detached and not self.closed
+        new._flush_header()
         transport = new.transport
         _repoint(transport, self)
         self.transport = transport

@@ -1,16 +1,16 @@
 """A TCP connection as a ``Session`` transport: what client and server streams share.
 
-An asyncio ``Protocol`` (no task per idle connection) that sets TCP_NODELAY, feeds the bytes
-it receives to its session, and gives the session what ``stream.session.Transport`` promises:
-writes, closing, backpressure and the STARTTLS handshake (server side, or client side when a
-``server_hostname`` is given).
+An asyncio ``Protocol`` (no task per idle connection) that feeds the bytes it receives to its
+session and gives the session what ``stream.session.Transport`` promises: writes, closing,
+backpressure and the STARTTLS handshake (server side, or client side when a
+``server_hostname`` is given). TCP_NODELAY is on: asyncio and uvloop set it on every TCP
+transport they make.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from typing import TYPE_CHECKING
 
@@ -47,9 +47,6 @@ class TcpTransport(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self._peer_ip = peer[0] if peer else ""
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._secure:
             self.tls_started()
         self.session = self.make_session()
