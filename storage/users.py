@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -70,7 +71,11 @@ class UserRepository(Repository):
             except IntegrityError as exc:
                 raise UserExists(username) from exc
             # The version row exists from the start, so roster writes can lock it by UPDATE.
-            await conn.execute(roster_versions.insert().values(username=username, version=0))
+            # It starts anywhere below 2**30 (room for a billion changes in a 32-bit column):
+            # a client's cached roster of an earlier account of this name must not match the
+            # new one's version (RFC 6121 §2.6), as a restart at 0 would.
+            await conn.execute(roster_versions.insert().values(
+                username=username, version=secrets.randbelow(1 << 30)))
             if rows:
                 await conn.execute(credentials_table.insert(), rows)
 
