@@ -88,7 +88,8 @@ class AppServer(slixmpp.ComponentXMPP):
 
 async def start(servers: ServerFactory, **sections: dict[str, Any]) -> Server:
     push = {"min_interval": 0, **sections.pop("push", {})}
-    return await servers.start(c2s={"require_tls": False, "sm_resume_timeout": 60},
+    c2s = {"require_tls": False, "sm_resume_timeout": 60, **sections.pop("c2s", {})}
+    return await servers.start(c2s=c2s,
                                components={"port": 0, "secrets": f"{SERVICE}={SECRET}"},
                                push=push, **sections)
 
@@ -242,10 +243,11 @@ async def test_encrypted_messages_count_chat_states_do_not(servers: ServerFactor
 
 # -- stream management: detached sessions (XEP-0198) ------------------------------------------
 
-async def phone(servers: ServerFactory) -> tuple[Server, AppServer, SmRaw]:
+async def phone(servers: ServerFactory,
+                resume_timeout: int = 60) -> tuple[Server, AppServer, SmRaw]:
     """A server and its app server, and alice's phone on a raw stream: available, stream
     management with resumption, push enabled for 'phone-node'."""
-    server = await start(servers)
+    server = await start(servers, c2s={"sm_resume_timeout": resume_timeout})
     app = await AppServer.connect_to(server)
     assert server.host is not None
     if not await server.host.accounts.exists("alice"):
@@ -300,6 +302,28 @@ async def test_unacknowledged_messages_are_pushed_when_the_connection_drops(
     raw.abort()
     publish = await app.next()
     assert node_of(publish) == "phone-node" and summary(publish)["message-count"] == "1"
+    await bob.close()
+    await app.stop()
+
+
+async def test_an_expired_session_does_not_push_its_messages_twice(
+        servers: ServerFactory) -> None:
+    server, app, raw = await phone(servers, resume_timeout=1)
+    await ack_all(raw)
+    bob = await connect(server, "bob")
+    send(bob, A, "unacknowledged")
+    await raw.next(message("unacknowledged"))
+    raw.abort()
+    assert summary(await app.next())["message-count"] == "1"
+    # The session expires: the message goes to offline storage without a second push.
+    assert server.host is not None
+    await eventually(lambda: not server.host.sessions.of_user("alice"))  # type: ignore[union-attr]
+    async with asyncio.timeout(5):
+        while await server.host.storage.offline.count("alice") != 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    await app.nothing()
+    send(bob, A, "a new one")
+    assert summary(await app.next())["message-count"] == "2"
     await bob.close()
     await app.stop()
 

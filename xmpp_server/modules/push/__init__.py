@@ -29,8 +29,8 @@ show the account's bare JID).
 
 An offline message is pushed before it is stored (as in Prosody), so one refused by a full
 queue was pushed all the same. A detached session that expires hands its unacknowledged
-messages on to offline storage, which pushes them again: a second wake-up (Prosody marks the
-stanza and does not). Not pushed: group
+messages on to offline storage; those already pushed while it waited (known by sender and
+id) are not pushed again, as Prosody marks them. Not pushed: group
 chat, subscription requests, and carbon copies that land in a detached session's queue while
 another client is connected (only messages routed to the detached session itself are seen).
 Remote disabling (§8, an affiliation change from the service) is not acted on: the service's
@@ -72,6 +72,7 @@ _BOUND = "push"  # Session.data: the registrations (keys) the session enabled
 _MAX_JID_BYTES = 1023
 _MAX_NODE_BYTES = 256  # app servers use short random nodes; this bounds the stored key
 _MAX_OPTIONS_BYTES = 4096
+_MAX_REMEMBERED = 1000  # messages pushed per user while detached, kept to avoid a re-push
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
@@ -84,6 +85,13 @@ def _incoming(msg: etree._Element) -> Incoming:
     return msg.get("from"), msg.findtext(_BODY)
 
 
+def _identity(el: etree._Element) -> str | None:
+    """What tells a message again when it is routed a second time: its sender and id (the
+    stanza-id is stamped anew on each routing)."""
+    id_ = el.get("id")
+    return None if not id_ else f"{el.get('from')} {id_}"
+
+
 class Push(Module):
     name = "push"
     xeps = (357,)
@@ -93,6 +101,8 @@ class Push(Module):
     def __init__(self, host: Host) -> None:
         super().__init__(host)
         self.sender = Sender(host)
+        # username -> messages (sender and id) pushed because a detached session got them
+        self._pushed: dict[str, set[str]] = {}
 
     def setup(self) -> None:
         self.on_iq("set", "bare", ENABLE, self.enable)
@@ -182,6 +192,7 @@ class Push(Module):
         bound = set().union(*(_bound(s) for s in away))
         if bound or everyone:
             assert stanza.to is not None and stanza.to.local is not None
+            self._remember(stanza.to.local, stanza.el)
             self.host.spawn(self._notify(stanza.to.local, [_incoming(msg)], bound, everyone),
                             name="push-notify")
 
@@ -192,6 +203,8 @@ class Push(Module):
         msg = important(stanza.el)
         if msg is not None:
             assert stanza.to is not None and stanza.to.local is not None
+            if self._pushed_before(stanza.to.local, stanza.el):
+                return  # an expired session's unacknowledged message: pushed when it came
             self.host.spawn(self._notify(stanza.to.local, [_incoming(msg)], set(), True),
                             name="push-notify")
 
@@ -204,11 +217,13 @@ class Push(Module):
         messages = []
         for _, data in unacked:
             try:
-                msg = important(etree.fromstring(data, _PARSER))
+                el = etree.fromstring(data, _PARSER)
             except etree.XMLSyntaxError:
                 continue
+            msg = important(el)
             if msg is not None:
                 messages.append(_incoming(msg))
+                self._remember(username, el)
         if messages:
             everyone = not any(not s.detached and not s.closed
                                for s in self.host.sessions.of_user(username))
@@ -234,6 +249,24 @@ class Push(Module):
     def back(self, session: Session) -> None:
         if session.username is not None:
             self.sender.back(session.username)
+            self._pushed.pop(session.username, None)
+
+    def _remember(self, username: str, el: etree._Element) -> None:
+        sid = _identity(el)
+        if sid is not None:
+            ids = self._pushed.setdefault(username, set())
+            if len(ids) < _MAX_REMEMBERED:
+                ids.add(sid)
+
+    def _pushed_before(self, username: str, el: etree._Element) -> bool:
+        ids = self._pushed.get(username)
+        sid = _identity(el) if ids else None
+        if ids is None or sid is None or sid not in ids:
+            return False
+        ids.discard(sid)
+        if not ids:
+            del self._pushed[username]
+        return True
 
 
 def _service(el: etree._Element) -> JID:
