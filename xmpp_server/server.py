@@ -18,7 +18,7 @@ from xmpp_server.federation.component import ComponentListener
 from xmpp_server.federation.manager import Federation
 from xmpp_server.host import Host
 from xmpp_server.modules import registry
-from xmpp_server.stream import tls
+from xmpp_server.stream import certificates, tls
 from xmpp_server.stream.c2s import C2SListener
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,12 @@ class Server:
         module_classes = registry.resolve(config.modules.enabled)  # config errors first
         self.storage = await open_storage(config.storage.url)
         host = self.host = Host(config, self.storage)
-        cert, key = tls.ensure_certificate(
+        cert, key = certificates.ensure_certificate(
             config.tls, Path(config.server.data_dir), host.domain,
             extra_names=[config.muc.domain, config.upload.domain],
         )
         host.ssl_context = tls.server_context(cert, key)
-        host.tls_cert_der = tls.certificate_der(cert)
+        host.tls_cert_der = certificates.certificate_der(cert)
         for cls in module_classes:
             module = cls(host)
             module.setup()

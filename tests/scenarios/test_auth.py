@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.clients import RawClient, connect
 from tests.support.scram_client import ScramClient
-from xmpp_server.stream import tls
+from xmpp_server.stream.channel_binding import channel_binding
 
 MODULES = {"enabled": ["ping"]}
 SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -96,7 +96,7 @@ async def test_scram_plus_with_channel_binding(alice_server, mechanism, kind):
     raw = await TlsRaw.open_tls(alice_server)
     feats = await raw.features()
     assert f"<channel-binding type=\"{kind}\"/>".encode() in feats  # XEP-0440
-    data = tls.channel_binding(raw.ssl_object, kind)  # client side: the peer's certificate
+    data = channel_binding(raw.ssl_object, kind)  # client side: the peer's certificate
     assert data
     reply = await _scram(raw, mechanism, "alice", "wonderland", (kind, data))
     assert b"<success" in reply

@@ -22,7 +22,7 @@ from lxml import etree
 from tests.support.clients import Pred, StreamClient
 from tests.support.scram_client import ScramClient
 from xmpp_server.server import Server
-from xmpp_server.stream import tls
+from xmpp_server.stream.channel_binding import channel_binding
 
 SASL2 = "urn:xmpp:sasl:2"
 S = "{" + SASL2 + "}"
@@ -68,7 +68,7 @@ class Sasl2Client(StreamClient):
         """The channel-binding data of this connection, as the client computes it."""
         obj = self.writer.get_extra_info("ssl_object")
         assert isinstance(obj, ssl.SSLObject)
-        data = tls.channel_binding(obj, kind)
+        data = channel_binding(obj, kind)
         assert data
         return data
 

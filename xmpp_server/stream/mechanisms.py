@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from xmpp_server.errors import JIDError
 from xmpp_server.jid import prep_localpart
-from xmpp_server.stream import tls
+from xmpp_server.stream.channel_binding import available_channel_bindings, channel_binding
 from xmpp_server.stream.scram import ScramError, ScramServer
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def channel_bindings(session: Session) -> list[str]:
     ssl_object = session.transport.ssl_object
     if ssl_object is None:
         return []
-    return list(tls.available_channel_bindings(ssl_object, session.host.tls_cert_der))
+    return list(available_channel_bindings(ssl_object, session.host.tls_cert_der))
 
 
 def bindings(session: Session) -> dict[str, bytes]:
@@ -194,7 +194,7 @@ def bindings(session: Session) -> dict[str, bytes]:
         return {}
     out = {}
     for kind in channel_bindings(session):
-        data = tls.channel_binding(ssl_object, kind, session.host.tls_cert_der)
+        data = channel_binding(ssl_object, kind, session.host.tls_cert_der)
         if data:
             out[kind] = data
     return out
