@@ -1,10 +1,11 @@
 """FAST login tokens (XEP-0484): per account and client, a "new" and a "current" slot.
 
 XEP-0484 §7.1: a token handed out goes to the "new" slot (replacing one never used); when the
-client first logs in with it, it moves to "current" and the older current token goes. Only a
-hash of each token is stored (``secret``), never the token itself. ``accept`` checks and
-advances the replay counter in the same statement, so two logins racing with one count cannot
-both pass.
+client first logs in with it, it moves to "current" and the older current token goes. The
+token itself is never stored: ``secret`` is its hash sealed by the server's key, bound to the
+row's username, client and slot (``xmpp_server/stream/fast_key.py``); to this module it is
+opaque bytes. ``accept`` checks and advances the replay counter in the same statement, so two
+logins racing with one count cannot both pass.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class FastToken:
     client: str  # an opaque name of the client (a hash of its SASL2 user-agent id)
     slot: str  # NEW or CURRENT
     mechanism: str  # the FAST mechanism the token is bound to (XEP-0484 §4.4)
-    secret: bytes  # the hash of the token
+    secret: bytes  # the token's hash, sealed to this row (opaque here)
     issued_at: datetime
     expires_at: datetime
     last_count: int | None = None  # the highest replay counter accepted so far
@@ -71,8 +72,9 @@ class FastTokenRepository(Repository):
         tokens = [FastToken(**row._asdict()) for row in rows]
         return sorted(tokens, key=lambda t: t.slot != NEW)
 
-    async def accept(self, token: FastToken, count: int | None) -> bool:
-        """A login with ``token`` succeeded: record ``count`` and make a "new" token current.
+    async def accept(self, token: FastToken, count: int | None, current_secret: bytes) -> bool:
+        """A login with ``token`` succeeded: record ``count`` and make a "new" token current,
+        its ``secret`` then being ``current_secret`` (sealed to the "current" slot).
 
         False if ``count`` does not exceed the last counter accepted with this token (a
         replay), or the token is gone meanwhile.
@@ -89,7 +91,7 @@ class FastTokenRepository(Repository):
                     fast_tokens.c.username == token.username,
                     fast_tokens.c.client == token.client, fast_tokens.c.slot == CURRENT))
                 await conn.execute(fast_tokens.update().where(_same(token))
-                                   .values(slot=CURRENT))
+                                   .values(slot=CURRENT, secret=current_secret))
         return True
 
     async def delete(self, token: FastToken) -> None:

@@ -25,6 +25,7 @@ from xmpp_server.throttle import Throttle, Throttles
 
 if TYPE_CHECKING:
     from xmpp_server.modules.base import Module
+    from xmpp_server.stream.fast_key import FastKey
     from xmpp_server.stream.session import Session
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Host:
         self.secret = secrets.token_bytes(32)
         self.ssl_context: ssl.SSLContext | None = None
         self.tls_cert_der: bytes | None = None
+        self.fast_key: FastKey | None = None  # XEP-0484 sealing key (``stream/fast_key.py``)
         self.stream_features: list[FeatureProvider] = []
         # Checks for stanzas written straight to sessions, past the router (room fan-out):
         # each says whether a user refuses stanzas from a sender (XEP-0191). A feature adds

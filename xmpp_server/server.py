@@ -20,6 +20,7 @@ from xmpp_server.host import Host
 from xmpp_server.modules import registry
 from xmpp_server.stream import certificates, tls
 from xmpp_server.stream.c2s import C2SListener
+from xmpp_server.stream.fast_key import load as load_fast_key
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class Server:
         )
         host.ssl_context = tls.server_context(cert, key)
         host.tls_cert_der = certificates.certificate_der(cert)
+        if config.c2s.sasl2 and config.c2s.fast_token_ttl > 0:
+            host.fast_key = load_fast_key(config)  # XEP-0484: made once, like the certificate
         for cls in module_classes:
             module = cls(host)
             module.setup()

@@ -601,9 +601,11 @@ async def test_fast_token_instead_of_keys(web: Server, open_app: OpenApp,
         Object.entries(localStorage), Object.entries(sessionStorage)])""")
     assert password not in everything and "clientKey" not in everything
 
-    # the server keeps a hash of the token, never the token
+    # the server keeps a hash of the token, sealed by its key file; never the token
     tokens = await web.host.storage.fast_tokens.find("alice", client_key(client_id))
-    assert [t.secret for t in tokens] == [token_secret(token)]
+    assert web.host.fast_key is not None
+    assert [web.host.fast_key.open(t) for t in tokens] == [token_secret(token)]
+    assert token_secret(token) not in tokens[0].secret
     for path in (tmp_path / "db").iterdir():
         assert token.encode() not in path.read_bytes(), path
 

@@ -1,20 +1,24 @@
 """XEP-0484 FAST: a token asked for in one SASL2 login logs the same client in at once later.
 
 The HT-* mechanisms (draft-schmaus-kitten-sasl-ht) with and without channel binding, replay
-counters, rotation, invalidation by the client, by a password change and by account removal.
+counters, rotation, invalidation by the client, by a password change and by account removal;
+the stored secrets sealed by the key file of the data directory.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import os
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from lxml import etree
 
-from storage.fast_tokens import NEW, FastToken
+from storage.fast_tokens import CURRENT, NEW, FastToken
 from tests.support.sasl2_client import (
     SASL2,
     STREAM,
@@ -29,6 +33,7 @@ from tests.support.sasl2_client import (
     token_of,
 )
 from xmpp_server.server import Server
+from xmpp_server.stream.fast_key import key_path
 
 A = "alice@localhost"
 BIND = "<bind xmlns='urn:xmpp:bind:0'><tag>Web</tag></bind>"
@@ -81,13 +86,52 @@ async def test_a_token_logs_the_client_in_with_bind2(server: Server) -> None:
     await client.close()
 
 
-async def test_only_a_hash_of_the_token_is_stored(server: Server) -> None:
+async def test_the_stored_secret_is_sealed(server: Server) -> None:
+    """Neither the token nor its hash (which would log in as well) is in the database."""
     client_id, token = await obtain(server)
-    assert server.host is not None
+    assert server.host is not None and server.host.fast_key is not None
     client_key = hashlib.sha256(client_id.encode()).hexdigest()
     (stored,) = await server.host.storage.fast_tokens.find("alice", client_key)
-    assert stored.secret == hashlib.sha256(token.encode()).digest()
-    assert token.encode() not in stored.secret and client_id not in stored.client
+    digest = hashlib.sha256(token.encode()).digest()
+    assert digest not in stored.secret and token.encode() not in stored.secret
+    assert client_id not in stored.client
+    assert server.host.fast_key.open(stored) == digest  # with the key file, and only so
+    key_file = server.config.server.data_dir / "fast.key"
+    assert key_path(server.config) == key_file
+    assert len(key_file.read_bytes()) == 32 and key_file.stat().st_mode & 0o777 == 0o600
+    # bound to its row: copied to another account, client or slot it does not open
+    for moved in ({"username": "bob"}, {"client": "0" * 64}, {"slot": CURRENT}):
+        assert server.host.fast_key.open(dataclasses.replace(stored, **moved)) is None
+
+
+async def test_tokens_survive_a_restart(servers: Any, server: Server) -> None:
+    client_id, token = await obtain(server)
+    assert (await fast(server, client_id, token, count=1)).tag == S + "success"  # now current
+    data_dir = server.config.server.data_dir
+    await servers.stop(server)
+    again = await servers.start()
+    assert again.config.server.data_dir == data_dir  # the same key file
+    assert (await fast(again, client_id, token, count=2)).tag == S + "success"
+
+
+async def test_a_replaced_key_file_refuses_tokens_not_passwords(servers: Any,
+                                                                server: Server) -> None:
+    client_id, token = await obtain(server)
+    await servers.stop(server)
+    key_file = key_path(server.config)
+    key_file.write_bytes(secrets.token_bytes(32))
+    os.chmod(key_file, 0o600)
+    again = await servers.start()
+    failure = await fast(again, client_id, token)
+    assert failure.tag == S + "failure" and condition(failure) == "not-authorized"
+    client = await Sasl2Client.connect(again)  # the client falls back to its password...
+    client.client_id = client_id
+    success = await client.scram(extra=BIND + request())
+    assert success.tag == S + "success"
+    await client.close()
+    fresh = token_of(success)  # ...and gets a token sealed with the new key
+    assert fresh and fresh != token
+    assert (await fast(again, client_id, fresh)).tag == S + "success"
 
 
 async def test_a_count_is_accepted_once(server: Server) -> None:
@@ -176,9 +220,11 @@ async def test_an_expired_token_fails_with_credentials_expired(server: Server) -
     token = "secret-token:fast-" + "x" * 64
     then = datetime.now(UTC) - timedelta(days=30)
     client_key = hashlib.sha256(b"old-phone").hexdigest()
+    assert server.host.fast_key is not None
+    sealed = server.host.fast_key.seal("alice", client_key, NEW,
+                                       hashlib.sha256(token.encode()).digest())
     await server.host.storage.fast_tokens.issue(FastToken(
-        "alice", client_key, NEW, "HT-SHA-256-NONE", hashlib.sha256(token.encode()).digest(),
-        then, then + timedelta(days=14)))
+        "alice", client_key, NEW, "HT-SHA-256-NONE", sealed, then, then + timedelta(days=14)))
     failure = await fast(server, "old-phone", token)
     assert condition(failure) == "credentials-expired"
 

@@ -108,6 +108,7 @@ class C2SConfig(_Section):
     sasl2: bool = True
     fast_token_ttl: Annotated[int, Field(ge=0, le=10 * 365 * 86400)] = 1209600
     fast_token_rotation: NonNegative = 86400
+    fast_key_file: str = ""  # key sealing stored FAST secrets; empty: <data_dir>/fast.key
 
 
 def _check_host_port(value: str) -> str:

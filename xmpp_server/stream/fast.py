@@ -19,23 +19,25 @@ where cb-data is the channel binding the mechanism names: HT-SHA-256-NONE (none)
 - Expired tokens fail with credentials-expired; a password change revokes them all
   (``accounts.py``); deleting the account deletes them.
 
-Only a hash of the token is stored. The tokens handed out are longer than SHA-256's 64-octet
-block, and HMAC (RFC 2104 §2) then keys itself with the key's hash: the stored hash is all the
-server needs, and the token itself is never kept. That hash still logs in as the token would,
-so the table deserves the care of the credentials table.
+The token itself is never kept. The tokens handed out are longer than SHA-256's 64-octet
+block, and HMAC (RFC 2104 §2) then keys itself with the key's hash: that hash is all the server
+needs. It would log in as the token does, so it is stored sealed by a key outside the database
+(``fast_key.py``): a leaked row is useless without the key file, and a row that does not open
+(the key file was replaced) is no token, so the client falls back to its password.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from storage.fast_tokens import NEW, FastToken
+from storage.fast_tokens import CURRENT, NEW, FastToken
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import JIDError
 from xmpp_server.jid import prep_localpart
@@ -45,6 +47,8 @@ from xmpp_server.stream.mechanisms import SaslMechanism, Step
 
 if TYPE_CHECKING:
     from xmpp_server.stream.session import Session
+
+log = logging.getLogger(__name__)
 
 _F = "{" + ns.FAST + "}"
 # Mechanism -> the channel binding it hashes in (None: none), channel-bound ones first.
@@ -61,7 +65,8 @@ _MAX_COUNT = 2**63 - 1
 def offered(session: Session) -> list[str]:
     """The FAST mechanisms of this stream (none unless SASL2, FAST and encryption are on)."""
     c2s = session.host.config.c2s
-    if not (c2s.sasl2 and c2s.fast_token_ttl > 0 and session.transport.secure):
+    if not (c2s.sasl2 and c2s.fast_token_ttl > 0 and session.transport.secure
+            and session.host.fast_key is not None):
         return []
     kinds = mechanisms.channel_bindings(session)
     return [name for name, kind in HT.items() if kind is None or kind in kinds]
@@ -82,7 +87,7 @@ def client_key(client_id: str) -> str:
 
 
 def token_secret(token: str) -> bytes:
-    """What is stored of a token: the HMAC key it amounts to (see the module docstring)."""
+    """The HMAC key a token amounts to (see the module docstring); stored sealed only."""
     return hashlib.sha256(token.encode()).digest()
 
 
@@ -118,17 +123,25 @@ class HashedToken(SaslMechanism):
         cb = b"" if kind is None else mechanisms.bindings(session).get(kind)
         if cb is None:
             return Step("failure", condition="malformed-request")
+        key = host.fast_key
+        assert key is not None  # offered() said so
         repo = host.storage.fast_tokens
         now = datetime.now(UTC)
         for token in await repo.find(username, self.client):
-            if token.mechanism != self.name or not hmac.compare_digest(
-                    _hmac(token.secret, b"Initiator", cb), proof):
+            if token.mechanism != self.name:
+                continue
+            secret = key.open(token)
+            if secret is None:  # sealed with another key: no token (password login it is)
+                log.warning("a FAST token of %s does not open with c2s.fast_key_file", username)
+                continue
+            if not hmac.compare_digest(_hmac(secret, b"Initiator", cb), proof):
                 continue
             if token.expires_at <= now:
                 await repo.delete(token)
                 return Step("failure", username=username, condition="credentials-expired",
                             text="the token has expired")
-            if not await repo.accept(token, self.count):
+            current = key.seal(username, self.client, CURRENT, secret)
+            if not await repo.accept(token, self.count, current):
                 return Step("failure", username=username,
                             text="this count was used with the token already")
             if self.invalidate:
@@ -136,7 +149,7 @@ class HashedToken(SaslMechanism):
             else:
                 age = (now - token.issued_at).total_seconds()
                 self.rotate = age >= host.config.c2s.fast_token_rotation
-            return Step("success", _hmac(token.secret, b"Responder", cb), username=username)
+            return Step("success", _hmac(secret, b"Responder", cb), username=username)
         return Step("failure", username=username)
 
 
@@ -168,13 +181,16 @@ async def grant(session: Session, username: str, client_id: str | None, wanted: 
         wanted = mech.name  # the successor is bound to the same mechanism
     if wanted is None or client_id is None:
         return None
+    key = session.host.fast_key
+    assert key is not None  # offered() said so
     ttl = session.host.config.c2s.fast_token_ttl
     now = datetime.now(UTC).replace(microsecond=0)
     expires = now + timedelta(seconds=ttl)
     token = _PREFIX + secrets.token_urlsafe(48)
     assert len(token) > 64  # HMAC keys itself with the hash: see the module docstring
-    stored = FastToken(username, client_key(client_id), NEW, wanted, token_secret(token),
-                       now, expires)
+    client = client_key(client_id)
+    stored = FastToken(username, client, NEW, wanted,
+                       key.seal(username, client, NEW, token_secret(token)), now, expires)
     if not await session.host.storage.fast_tokens.issue(stored):
         return None
     return element(_F + "token", expiry=expires.strftime("%Y-%m-%dT%H:%M:%SZ"), token=token)
