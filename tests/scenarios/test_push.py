@@ -20,7 +20,7 @@ from tests.scenarios.test_messages import ping, send
 from tests.scenarios.test_stream_mgmt import SM, SmRaw, message, sm
 from tests.support.clients import TIMEOUT, Client, connect
 from tests.support.server import ServerFactory
-from xmpp_server.config.sections import DEFAULT_MODULES
+from xmpp_server.config import DEFAULT_MODULES
 from xmpp_server.jid import JID
 from xmpp_server.server import Server
 

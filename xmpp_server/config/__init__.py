@@ -35,32 +35,30 @@ from pydantic import (
     model_validator,
 )
 
-from xmpp_server.config.sections import (
+from xmpp_server.config.core import ClusterConfig, LimitsConfig, ServerConfig, StorageConfig
+from xmpp_server.config.features import (
     AUTH_MECHANISMS,
-    ENV_PREFIX,
+    DEFAULT_MODULES,
     AuthConfig,
-    C2SConfig,
-    ClusterConfig,
-    ComponentsConfig,
-    ConfigError,
-    HTTPConfig,
-    LimitsConfig,
     MamConfig,
     ModulesConfig,
     MucConfig,
     PushConfig,
     RegistrationConfig,
-    S2SConfig,
-    ServerConfig,
-    StorageConfig,
-    TLSConfig,
     UploadConfig,
-    _Section,
-    in_networks,
 )
+from xmpp_server.config.network import (
+    C2SConfig,
+    ComponentsConfig,
+    HTTPConfig,
+    S2SConfig,
+    TLSConfig,
+)
+from xmpp_server.config.types import ENV_PREFIX, ConfigError, Section, in_networks
 
 __all__ = [
     "AUTH_MECHANISMS",
+    "DEFAULT_MODULES",
     "ENV_PREFIX",
     "AuthConfig",
     "C2SConfig",
@@ -185,7 +183,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
         dotted = f"{section}.{key}" if key else section
         field = sections.get(section)
         model = field.annotation if field is not None else None
-        if not key or not isinstance(model, type) or not issubclass(model, _Section):
+        if not key or not isinstance(model, type) or not issubclass(model, Section):
             raise ConfigError(f"unknown key: {dotted} (from environment variable {var})")
         if key not in model.model_fields:
             raise ConfigError(f"unknown key: {dotted} (from environment variable {var})")

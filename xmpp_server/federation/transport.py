@@ -2,7 +2,7 @@
 
 One asyncio ``Protocol`` serves both directions: accepted connections (server side of
 STARTTLS, direct TLS) and the ones we open to a peer (client side). It adapts the asyncio
-transport to what ``Session`` needs (``stream.session.Transport``) and keeps the peer's
+transport to what ``Session`` needs (``stream.transport.Transport``) and keeps the peer's
 certificate chain once TLS is up, for XEP-0178 authentication.
 """
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from xmpp_server import namespaces as ns
 from xmpp_server.errors import StreamError
 from xmpp_server.jid import JID
 from xmpp_server.stream.parser import Limits, StreamHeader, StreamParser
+from xmpp_server.stream.transport import Detached, Transport, repoint
 
 if TYPE_CHECKING:
     from xmpp_server.host import Host
@@ -32,30 +32,6 @@ log = logging.getLogger(__name__)
 # Read no more from a client that has this many stanzas waiting (backpressure).
 _INBOX_HIGH = 64
 _INBOX_LOW = 16
-
-
-class Transport(Protocol):
-    """What a Session needs from its connection.
-
-    A transport names the session it feeds ``session`` (C2SConnection does): stream
-    resumption (XEP-0198) re-points it at the resumed session.
-    """
-
-    framed: bool  # RFC 7395 framing: <open/>/<close/> instead of <stream:stream>
-
-    @property
-    def secure(self) -> bool: ...
-    @property
-    def can_starttls(self) -> bool: ...
-    @property
-    def peer_ip(self) -> str: ...
-    @property
-    def ssl_object(self) -> ssl.SSLObject | None: ...
-    def write(self, data: bytes) -> None: ...
-    def close(self) -> None: ...
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    async def starttls(self) -> None: ...
 
 
 class StreamManagement(Protocol):
@@ -314,7 +290,7 @@ class Session:
         """Stay bound without a connection: output goes nowhere (stream management queues
         the stanzas); input received before the drop is still handled. ``close()`` ends it."""
         self.detached = True
-        self.transport = _Detached(self, self.transport)
+        self.transport = Detached(self, self.transport)
         self._paused = False
         self._closing = False
         self._close_reason = None
@@ -324,7 +300,7 @@ class Session:
         if self.closed or self.detached:
             return
         old = self.transport
-        _repoint(old, None)  # what the old connection still reports is no longer ours
+        repoint(old, None)  # what the old connection still reports is no longer ours
         self._flush_header()
         if self.header_sent:  # two writes: one element per frame when framed (RFC 7395)
             old.write(self._error_bytes(condition, text))
@@ -347,7 +323,7 @@ class Session:
         assert self.detached and not self.closed
         new._flush_header()
         transport = new.transport
-        _repoint(transport, self)
+        repoint(transport, self)
         self.transport = transport
         self.parser = new.parser
         self.stream_id, self.header_sent, self.lang = new.stream_id, new.header_sent, new.lang
@@ -368,41 +344,6 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.jid or self.username or self.transport.peer_ip}>"
-
-
-class _Detached:
-    """The transport of a detached session: writes go nowhere; closing ends the session."""
-
-    can_starttls = False
-    ssl_object = None
-
-    def __init__(self, session: Session, old: Transport) -> None:
-        self.session = session
-        self.framed = old.framed
-        self.secure = old.secure
-        self.peer_ip = old.peer_ip
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        self.session.connection_lost()
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    async def starttls(self) -> None:
-        pass
-
-
-def _repoint(transport: Transport, session: Session | None) -> None:
-    """Make ``transport`` feed ``session`` (see ``Transport``)."""
-    if not hasattr(transport, "session"):
-        raise TypeError(f"{type(transport).__name__} has no 'session' to re-point")
-    transport.session = session
 
 
 _STANZA_TAGS = frozenset(

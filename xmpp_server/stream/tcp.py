@@ -1,7 +1,7 @@
 """A TCP connection as a ``Session`` transport: what client and server streams share.
 
 An asyncio ``Protocol`` (no task per idle connection) that feeds the bytes it receives to its
-session and gives the session what ``stream.session.Transport`` promises: writes, closing,
+session and gives the session what ``stream.transport.Transport`` promises: writes, closing,
 backpressure and the STARTTLS handshake (server side, or client side when a
 ``server_hostname`` is given). TCP_NODELAY is on: asyncio and uvloop set it on every TCP
 transport they make.

@@ -189,7 +189,7 @@ class StreamManagement(Module):
         """
         if new.username is None or new.jid is not None:
             return _failed("unexpected-request")  # §5: after auth, before bind
-        if not hasattr(new.transport, "session"):  # see session.Transport
+        if not hasattr(new.transport, "session"):  # see stream.transport.Transport
             return _failed("feature-not-implemented")
         previd = el.get("previd") or ""
         old = self._resumable.get(previd)
