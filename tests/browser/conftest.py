@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +62,19 @@ def app_url(server: Server) -> str:
 
 @pytest.fixture
 async def open_app(web: Server, browser: Any) -> AsyncIterator[OpenApp]:
-    """``page = await open_app(locale="zh-CN", viewport=(390, 844))``: a new person's browser.
+    """``page = await open_app(locale="zh-CN", viewport=(390, 844))``: a new person's browser
+    (``permissions=["notifications"]``: granted to the app's origin).
 
     Console errors and uncaught exceptions of the page are collected in ``page.errors``; a
     test ends with none (a CSP violation or a script error fails it).
     """
     contexts: list[Any] = []
 
-    async def open_(locale: str = "en-US", viewport: tuple[int, int] = (1280, 800)) -> Any:
+    async def open_(locale: str = "en-US", viewport: tuple[int, int] = (1280, 800),
+                    permissions: Sequence[str] = ()) -> Any:
         context = await browser.new_context(
-            locale=locale, viewport={"width": viewport[0], "height": viewport[1]})
+            locale=locale, viewport={"width": viewport[0], "height": viewport[1]},
+            permissions=list(permissions))
         contexts.append(context)
         page = await context.new_page()
         page.errors = []

@@ -6,10 +6,17 @@ import { avatar } from './avatar.js';
 import { complete, local, valid } from '../xmpp/jid.js';
 import { preview } from './messages.js';
 
-/** online | away | offline, as the contract's data-state. */
+/** online | away | dnd | offline, as the contract's data-state (RFC 6121 §4.7.2.1 <show/>). */
 export function presenceState(presence) {
   if (!presence || !presence.online) return 'offline';
-  return ['away', 'xa', 'dnd'].includes(presence.show) ? 'away' : 'online';
+  if (presence.show === 'dnd') return 'dnd';
+  return ['away', 'xa'].includes(presence.show) ? 'away' : 'online';
+}
+
+/** The contact's status message (<status/>), white space folded; '' when none. */
+export function statusText(presence) {
+  if (!presence || !presence.online) return '';
+  return String(presence.status || '').replace(/\s+/g, ' ').trim();
 }
 
 /** How a contact is called: their nickname, else the roster name, else the local part. */
@@ -62,7 +69,7 @@ export class ContactsView {
       const contact = { jid: conv.jid, presence: null, stranger: true };
       rows.push({ contact, conv, last: conv.last, name: contactName(client, conv.jid) });
     }
-    const rank = { online: 0, away: 1, offline: 2 };
+    const rank = { online: 0, away: 1, dnd: 1, offline: 2 };
     rows.sort((a, b) => (b.last?.stamp || 0) - (a.last?.stamp || 0)
       || rank[presenceState(a.contact.presence)] - rank[presenceState(b.contact.presence)]
       || a.name.localeCompare(b.name));
@@ -82,14 +89,14 @@ export class ContactsView {
     if (contact.ask === 'subscribe' && !['both', 'to'].includes(contact.subscription)) {
       return t('contact.pending');
     }
-    const state = presenceState(contact.presence);
-    return contact.presence?.status || t(`presence.${state}`);
+    return t(`presence.${presenceState(contact.presence)}`); // the status message has its own line
   }
 
   item({ contact, conv, last, name }) {
     const { jid } = contact;
     const state = presenceState(contact.presence);
     const unread = conv?.unread || 0;
+    const status = statusText(contact.presence);
     return h('li', {
       class: ['item', this.app.active === jid && 'active'], 'data-testid': 'contact', 'data-jid': jid,
       role: 'button', tabindex: '0', title: jid,
@@ -108,6 +115,7 @@ export class ContactsView {
       h('span', { class: 'item-top' },
         h('span', { class: 'item-name', 'data-testid': 'contact-name' }, name),
         last ? h('time', { class: 'item-time' }, formatShort(last.stamp)) : null),
+      status ? h('span', { class: 'item-status', 'data-testid': 'contact-status', title: status }, status) : null,
       h('span', { class: 'item-bottom' },
         h('span', { class: 'item-sub' }, this.subtitle(contact, last)),
         unread > 0 ? h('span', { class: 'badge', 'data-testid': 'unread' }, String(unread)) : null)));

@@ -10,6 +10,9 @@ import { GroupsView } from './groups.js';
 import { ChatView } from './chat.js';
 import { ProfileView } from './profile.js';
 import { avatar } from './avatar.js';
+import { MyPresence } from './presence.js';
+import { Notifier } from './notify.js';
+import { countUnread, forgetUnread, markRead, restoreUnread, saveUnread } from './unread.js';
 import { bare, local } from '../xmpp/jid.js';
 
 const TOAST_MS = 5000;
@@ -36,6 +39,8 @@ export class App {
     this.groups = new GroupsView(this);
     this.chat = new ChatView(this);
     this.profile = new ProfileView(this);
+    this.presence = new MyPresence(this);
+    this.notifier = new Notifier(this);
     this.setupTabs();
     byTestId('logout').addEventListener('click', () => this.logout());
     window.addEventListener('popstate', () => {
@@ -76,6 +81,9 @@ export class App {
     this.banner.hidden = true;
     if (this.screen === 'main') return;
     this.showScreen('main');
+    if (this.client.bareJid) restoreUnread(this.client.bareJid, this.store);
+    this.presence.online();
+    this.notifier.refresh();
     this.renderMe();
     this.contacts.render();
     this.groups.render();
@@ -99,6 +107,8 @@ export class App {
 
   async logout() {
     this.loggingOut = true;
+    if (this.client.bareJid) forgetUnread(this.client.bareJid);
+    this.presence.forget();
     try {
       await this.client.logout();
     } catch (err) {
@@ -118,6 +128,7 @@ export class App {
       this.groups.render();
       this.chat.relabel();
       this.profile.relabel();
+      this.presence.relabel();
     }
     this.login.relabel();
     this.updateTitle();
@@ -164,7 +175,7 @@ export class App {
 
   openChat(jid, kind) {
     const conv = this.store.get(jid, kind);
-    conv.unread = 0;
+    markRead(conv);
     this.active = jid;
     this.main.classList.add('chat-open');
     // On a phone the chat covers the list: the browser's back (gesture) returns to it.
@@ -209,6 +220,7 @@ export class App {
       badge.hidden = n === 0;
       badge.textContent = n ? (n > 99 ? '99+' : String(n)) : '';
     }
+    if (this.screen === 'main' && c.bareJid && !this.loggingOut) saveUnread(c.bareJid, this.store);
     this.updateTitle();
   }
 
@@ -227,8 +239,9 @@ export class App {
       if (added) this.chat.insert(message);
       else this.chat.update(message);
     } else if (added && !message.mine && !message.archived) {
-      conv.unread += 1;
+      countUnread(conv, message.id);
     }
+    if (added) this.notifier.message(conv, message);
     if (added && !message.mine) this.chat.peerActive(conv.jid, message.nick);
     if (added) this.refreshLists(kind);
   }
@@ -300,6 +313,7 @@ export class App {
   onStatus({ status, reason }) {
     this.main.classList.toggle('reconnecting', status === 'connecting' && this.screen === 'main');
     if (status === 'online') {
+      if (this.screen === 'main') this.presence.online(); // a new session starts available
       if (this.screen !== 'splash' && !this.login.busy) this.enterMain();
       this.banner.hidden = true;
     } else if (status === 'connecting') {
