@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from xmpp_server.errors import StanzaError
 from xmpp_server.events import Handler
 
 if TYPE_CHECKING:
     from xmpp_server.host import Host
+    from xmpp_server.stanza import Stanza
+    from xmpp_server.stream.session import Session
 
 
 class Module:
@@ -46,3 +49,15 @@ class Module:
               priority: int = 0) -> None:
         """``target`` is ``host`` (to the server) or ``bare`` (to an account, or no ``to``)."""
         self.on(f"iq-{type_}/{target}/{qname}", handler, priority)
+
+
+def own_session(stanza: Stanza, elsewhere: str) -> tuple[str, Session]:
+    """The username and session of a client setting something for itself (carbons, push):
+    only a bound session of the account, addressing its own account or no one; ``elsewhere``
+    is the refusal's text for another 'to'."""
+    frm, origin = stanza.frm, stanza.origin
+    if origin is None or frm is None or frm.local is None or frm != origin.jid:
+        raise StanzaError("not-allowed", "only a client of this account can do that")
+    if stanza.to is not None and stanza.to != frm.bare:
+        raise StanzaError("not-allowed", elsewhere)
+    return frm.local, origin

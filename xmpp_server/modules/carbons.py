@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from xmpp_server import namespaces as ns
-from xmpp_server.errors import StanzaError
-from xmpp_server.modules.base import Module
+from xmpp_server.modules.base import Module, own_session
 from xmpp_server.modules.messages import DELIVERING
 from xmpp_server.stanza import Stanza, element, iq_result, sub
 from xmpp_server.stream import bind2
@@ -48,6 +47,7 @@ _FORWARDED = "{" + ns.FORWARD + "}forwarded"
 _NO_COPY = "{" + ns.HINTS + "}no-copy"
 _MUC_USER = "{" + ns.MUC_USER + "}x"
 _BODY = "{" + ns.CLIENT + "}body"
+_OWN_ONLY = "carbons are set for one's own sessions only"
 # Any of these children makes a message ineligible, whatever its type.
 _NEVER = frozenset((_PRIVATE, _NO_COPY, _SENT, _RECEIVED, _MUC_USER))
 
@@ -112,16 +112,8 @@ class Carbons(Module):
 
     # -- enabling (§4, §5) --------------------------------------------------------------------
 
-    def _own_session(self, stanza: Stanza) -> tuple[str, Session]:
-        frm, origin = stanza.frm, stanza.origin
-        if origin is None or frm is None or frm.local is None or frm != origin.jid:
-            raise StanzaError("not-allowed", "only a client of this account can do that")
-        if stanza.to is not None and stanza.to != frm.bare:
-            raise StanzaError("not-allowed", "carbons are set for one's own sessions only")
-        return frm.local, origin
-
     async def enable(self, stanza: Stanza) -> bool:
-        username, session = self._own_session(stanza)
+        username, session = own_session(stanza, _OWN_ONLY)
         if not session.closed:
             self._enabled.setdefault(username, set()).add(session)
         await self.host.router.reply(stanza, iq_result(stanza))
@@ -134,7 +126,7 @@ class Carbons(Module):
         return True
 
     async def disable(self, stanza: Stanza) -> bool:
-        username, session = self._own_session(stanza)
+        username, session = own_session(stanza, _OWN_ONLY)
         self._forget(username, session)
         await self.host.router.reply(stanza, iq_result(stanza))
         return True

@@ -50,7 +50,7 @@ from storage.types import UnknownUser
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import JIDError, StanzaError
 from xmpp_server.jid import JID
-from xmpp_server.modules.base import Module
+from xmpp_server.modules.base import Module, own_session
 from xmpp_server.modules.messages import DELIVERING
 from xmpp_server.modules.offline import storable
 from xmpp_server.modules.push.publish import important
@@ -69,6 +69,7 @@ _FIELD = "{" + ns.DATA_FORMS + "}field"
 _VALUE = "{" + ns.DATA_FORMS + "}value"
 _BODY = "{" + ns.CLIENT + "}body"
 _BOUND = "push"  # Session.data: the registrations (keys) the session enabled
+_OWN_ONLY = "push notifications are set for one's own account"
 _MAX_JID_BYTES = 1023
 _MAX_NODE_BYTES = 256  # app servers use short random nodes; this bounds the stored key
 _MAX_OPTIONS_BYTES = 4096
@@ -123,17 +124,8 @@ class Push(Module):
 
     # -- enabling and disabling (§5, §6) ------------------------------------------------------
 
-    @staticmethod
-    def _own_session(stanza: Stanza) -> tuple[str, Session]:
-        frm, origin = stanza.frm, stanza.origin
-        if origin is None or frm is None or frm.local is None or frm != origin.jid:
-            raise StanzaError("not-allowed", "only a client of this account can do that")
-        if stanza.to is not None and stanza.to != frm.bare:
-            raise StanzaError("not-allowed", "push notifications are set for one's own account")
-        return frm.local, origin
-
     async def enable(self, stanza: Stanza) -> bool:
-        username, session = self._own_session(stanza)
+        username, session = own_session(stanza, _OWN_ONLY)
         el = stanza.child
         assert el is not None
         jid = _service(el)
@@ -165,7 +157,7 @@ class Push(Module):
         return True
 
     async def disable(self, stanza: Stanza) -> bool:
-        username, _ = self._own_session(stanza)
+        username, _ = own_session(stanza, _OWN_ONLY)
         el = stanza.child
         assert el is not None
         removed = await self.host.storage.push.disable(username, str(_service(el)),
