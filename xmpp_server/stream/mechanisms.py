@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_ATTEMPTS = 5  # RFC 6120 §6.4.5: failed exchanges, then the stream is closed
+
 
 @dataclass
 class Step:
@@ -162,6 +164,13 @@ def throttled() -> Step:
 
 def ip_blocked(session: Session) -> bool:
     return session.host.auth_throttle.blocked("ip:" + session.transport.peer_ip)
+
+
+def count_failure(session: Session) -> None:
+    """A <failure/> was sent, in either framing: the stream ends after MAX_ATTEMPTS."""
+    session.sasl_failures += 1
+    if session.sasl_failures >= MAX_ATTEMPTS:
+        session.stream_error("policy-violation", "too many failed authentication attempts")
 
 
 def record(session: Session, step: Step) -> None:

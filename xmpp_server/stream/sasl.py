@@ -16,13 +16,12 @@ from xmpp_server import namespaces as ns
 from xmpp_server.stream import mechanisms
 from xmpp_server.stream.mechanisms import SaslMechanism, Step
 
-__all__ = ["MAX_ATTEMPTS", "SaslMechanism", "handle"]  # SaslMechanism: the session's type
+__all__ = ["SaslMechanism", "handle"]  # SaslMechanism: the session's type
 
 if TYPE_CHECKING:
     from xmpp_server.stream.session import Session
 
 _SASL = "{" + ns.SASL + "}"
-MAX_ATTEMPTS = 5  # RFC 6120 §6.4.5: then the stream is closed
 SASL2_PENDING = "sasl2"  # session.data key of a SASL2 exchange under way (``sasl2.py``)
 
 
@@ -104,9 +103,7 @@ def _failure(session: Session, condition: str, text: str | None = None) -> None:
     if text:
         body += f"<text xml:lang='en'>{_escape(text)}</text>"
     session.send_bytes(f"<failure xmlns='{ns.SASL}'>{body}</failure>".encode())
-    session.sasl_failures += 1
-    if session.sasl_failures >= MAX_ATTEMPTS:
-        session.stream_error("policy-violation", "too many failed authentication attempts")
+    mechanisms.count_failure(session)
 
 
 def _escape(text: str) -> str:

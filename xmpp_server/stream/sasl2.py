@@ -41,7 +41,7 @@ from xmpp_server.errors import StreamError
 from xmpp_server.stanza import element, sub
 from xmpp_server.stream import bind2, fast, mechanisms
 from xmpp_server.stream.mechanisms import SaslMechanism, Step
-from xmpp_server.stream.sasl import MAX_ATTEMPTS, SASL2_PENDING
+from xmpp_server.stream.sasl import SASL2_PENDING
 
 if TYPE_CHECKING:
     from xmpp_server.stream.session import Session
@@ -244,6 +244,4 @@ def _failure(session: Session, condition: str, text: str | None = None) -> None:
     if text:
         sub(failure, "text", text).set(f"{{{ns.XML}}}lang", "en")
     session.send_nonza(etree.tostring(failure))
-    session.sasl_failures += 1
-    if session.sasl_failures >= MAX_ATTEMPTS:
-        session.stream_error("policy-violation", "too many failed authentication attempts")
+    mechanisms.count_failure(session)
