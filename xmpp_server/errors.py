@@ -71,6 +71,17 @@ class StanzaError(Exception):
         return err
 
 
+def condition_of(error: etree._Element) -> str:
+    """The defined condition inside a received <error/> (RFC 6120 §8.3.2), the first element
+    of the stanza-errors namespace other than <text/>; undefined-condition if none."""
+    prefix = "{" + ns.STANZAS_ERR + "}"
+    for node in error.iter():
+        tag = node.tag
+        if isinstance(tag, str) and tag.startswith(prefix) and tag != prefix + "text":
+            return tag[len(prefix):]
+    return "undefined-condition"
+
+
 class StreamError(Exception):
     """A condition that ends the stream (RFC 6120 §4.9.3)."""
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from xmpp_server import namespaces as ns
-from xmpp_server.errors import StreamError
+from xmpp_server.errors import StreamError, condition_of
 from xmpp_server.federation.stream import ServerStream, domain_of
 
 if TYPE_CHECKING:
@@ -96,19 +96,10 @@ def answer_on_outgoing(stream: OutgoingStream, el: etree._Element) -> None:
     if type_ == "valid":
         stream.authenticated_by("dialback")
     elif type_ == "error":
-        condition = _condition(el)
+        condition = condition_of(el)
         stream.fail("remote-server-not-found", f"dialback error: {condition}", retry=False)
     else:
         stream.fail("remote-server-not-found", "dialback key refused", retry=False)
-
-
-def _condition(el: etree._Element) -> str:
-    for node in el.iter():
-        tag = node.tag
-        if isinstance(tag, str) and tag.startswith("{" + ns.STANZAS_ERR + "}") \
-                and not tag.endswith("}text"):
-            return tag.rpartition("}")[2]
-    return "undefined-condition"
 
 
 # -- the Receiving server -----------------------------------------------------------------------

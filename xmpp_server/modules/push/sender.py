@@ -36,6 +36,7 @@ from lxml import etree
 
 from storage.push import PushRegistration
 from xmpp_server import namespaces as ns
+from xmpp_server.errors import condition_of
 from xmpp_server.modules.push.publish import Summary, publish_iq
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ Incoming = tuple[str | None, str | None]  # (sender, body) of an important messa
 
 _TIMEOUT = 30.0  # seconds an app server has to answer a publish
 _ERROR = "{" + ns.CLIENT + "}error"
-_TEXT = "{" + ns.STANZAS_ERR + "}text"
 _UNREACHABLE = frozenset(("remote-server-not-found", "remote-server-timeout"))
 
 
@@ -184,10 +184,7 @@ def _failure(reply: etree._Element | None) -> tuple[str, bool]:
     error = reply.find(_ERROR)
     if error is None:
         return "an answer that is no result", False
-    condition = next((child.tag.partition("}")[2] for child in error
-                      if isinstance(child.tag, str) and child.tag.startswith(
-                          "{" + ns.STANZAS_ERR + "}") and child.tag != _TEXT),
-                     "undefined-condition")
+    condition = condition_of(error)
     return condition, error.get("type") == "wait" or condition in _UNREACHABLE
 
 
