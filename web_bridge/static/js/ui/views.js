@@ -1,8 +1,10 @@
-// The application shell: which screen shows, the language switch, dialogs, toasts, and the
-// routing of XmppClient events to the views (login, contacts, groups, chat, profile).
-import { h, byTestId, safeUrl } from './dom.js';
+// The application shell: which screen shows, the language switch, and the routing of
+// XmppClient events to the views (login, contacts, groups, chat, profile); dialogs and toasts
+// come from dialogs.js.
+import { h, byTestId } from './dom.js';
+import { DialogsMixin } from './dialogs.js';
 import { icon } from './icons.js';
-import { LANGS, applyStatic, errorText, lang, onLangChange, setLang, t } from './i18n.js';
+import { LANGS, applyStatic, lang, onLangChange, setLang, t } from './i18n.js';
 import { Store, fromClient } from './store.js';
 import { LoginView } from './login.js';
 import { ContactsView } from './contacts.js';
@@ -15,11 +17,11 @@ import { Notifier } from './notify.js';
 import { countUnread, forgetUnread, markRead, restoreUnread, saveUnread } from './unread.js';
 import { bare, local } from '../xmpp/jid.js';
 
-const TOAST_MS = 5000;
 const NARROW = window.matchMedia('(max-width: 719.98px)');
 
-export class App {
+export class App extends DialogsMixin(Object) {
   constructor(client) {
+    super();
     this.client = client;
     this.store = new Store();
     this.screen = null;
@@ -325,93 +327,5 @@ export class App {
       this.leaveMain();
       this.toast(reason ? `${t('status.offline')}: ${reason}` : t('status.offline'), 'error');
     }
-  }
-
-  // --- dialogs and notices -------------------------------------------------------------
-
-  setupDialogs() {
-    for (const dialog of document.querySelectorAll('dialog.modal')) {
-      for (const button of dialog.querySelectorAll('[data-close]')) {
-        button.addEventListener('click', () => this.closeDialog(dialog));
-      }
-      // A click on the backdrop (the dialog box itself, outside the form) closes it; a text
-      // selection that merely ends there does not.
-      let fromBackdrop = false;
-      dialog.addEventListener('pointerdown', (e) => {
-        fromBackdrop = e.target === dialog;
-      });
-      dialog.addEventListener('click', (e) => {
-        if (e.target === dialog && fromBackdrop) this.closeDialog(dialog);
-      });
-    }
-    const lightbox = document.getElementById('lightbox');
-    lightbox.addEventListener('click', () => lightbox.close());
-  }
-
-  openDialog(dialog) {
-    this.dialogError(dialog, '');
-    if (!dialog.open) dialog.showModal();
-    const first = dialog.querySelector('input:not([type=file]), textarea, select');
-    if (first) first.focus();
-  }
-
-  closeDialog(dialog) {
-    if (dialog.open) dialog.close();
-  }
-
-  closeAllDialogs() {
-    for (const dialog of document.querySelectorAll('dialog')) if (dialog.open) dialog.close();
-  }
-
-  dialogError(dialog, text) {
-    const el = dialog.querySelector('.form-error');
-    if (!el) return;
-    el.textContent = text;
-    el.hidden = !text;
-  }
-
-  /**
-   * Submit handling for a dialog's form: `action(form)` runs with the submit button disabled;
-   * its error shows in the dialog; on success the dialog closes unless it returns false.
-   */
-  bindDialog(dialog, action) {
-    const form = dialog.querySelector('form');
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      const button = form.querySelector('[type=submit]');
-      if (button.disabled) return;
-      button.disabled = true;
-      this.dialogError(dialog, '');
-      try {
-        if ((await action(form)) !== false) this.closeDialog(dialog);
-      } catch (err) {
-        this.dialogError(dialog, errorText(err));
-      } finally {
-        button.disabled = false;
-      }
-    });
-  }
-
-  showImage(url) {
-    const src = safeUrl(url);
-    if (!src) return;
-    const lightbox = document.getElementById('lightbox');
-    document.getElementById('lightbox-img').setAttribute('src', src);
-    lightbox.showModal();
-  }
-
-  toast(text, kind = 'info') {
-    const el = this.toastEl;
-    el.textContent = text;
-    el.classList.toggle('error', kind === 'error');
-    el.hidden = false;
-    el.classList.remove('show');
-    void el.offsetWidth; // restart the entrance animation
-    el.classList.add('show');
-    clearTimeout(this.toastTimer);
-    this.toastTimer = setTimeout(() => {
-      el.hidden = true;
-      el.classList.remove('show');
-    }, kind === 'error' ? TOAST_MS * 1.5 : TOAST_MS);
   }
 }
