@@ -2,12 +2,18 @@
 
 Every client gets a ``stanza`` queue with every message it receives (the ``message`` queue of
 ``tests.support.clients`` only sees messages with a body); presence goes to ``presence``.
+
+Tests do not close their clients: every client ``client()`` opens is registered with the
+``owned_clients()`` scope that the ``servers`` fixture of this package's conftest holds open
+for the test, and is closed when the test ends, passed or failed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -36,8 +42,28 @@ def room_jid(name: str) -> str:
     return f"{name}@{SERVICE}"
 
 
+# The clients opened in the current test; set only inside ``owned_clients()``.
+_opened: ContextVar[list[Client]] = ContextVar("muc_test_clients")
+
+
+@contextlib.asynccontextmanager
+async def owned_clients() -> AsyncIterator[list[Client]]:
+    """Every client ``client()`` opens inside is closed on the way out (also on failure)."""
+    opened: list[Client] = []
+    token = _opened.set(opened)
+    try:
+        yield opened
+    finally:
+        _opened.reset(token)
+        await close(*opened)  # closing a client closed already is harmless
+
+
 async def client(server: Server, user: str, resource: str = "test", **kw: Any) -> Client:
+    """A logged-in client of ``user``, closed when the test ends (see ``owned_clients``)."""
+    opened = _opened.get(None)
+    assert opened is not None, "open MUC test clients inside owned_clients() (the fixture)"
     c = await connect(server, user, resource=resource, plugins=("xep_0030",), **kw)
+    opened.append(c)
     c.auto_authorize = None
     queue: asyncio.Queue[Any] = asyncio.Queue()
     c.queues["stanza"] = queue
@@ -46,7 +72,13 @@ async def client(server: Server, user: str, resource: str = "test", **kw: Any) -
     return c
 
 
+async def clients(server: Server, *users: str, **kw: Any) -> tuple[Client, ...]:
+    """One client per user, opened in this order, all with the same options."""
+    return tuple([await client(server, user, **kw) for user in users])
+
+
 async def close(*clients: Client) -> None:
+    """Close now, mid-test (each is closed at the end of the test anyway)."""
     for c in clients:
         await c.close()
 

@@ -13,7 +13,7 @@ from tests.scenarios.muc.helpers import (
     SID,
     admin_iq,
     client,
-    close,
+    clients,
     create,
     entered,
     groupchat,
@@ -67,154 +67,133 @@ def bodies(results: list[Any]) -> list[str]:
 
 
 async def test_archive_paging(server):
-    alice = await client(server, "alice")
-    bob = await client(server, "bob")
-    try:
-        room = await create(alice, "log", "Alice")
-        for i in range(7):
-            say(alice, room, f"m{i}")
-        last = await groupchat(alice, "m6")
-        await entered(bob, room, "Bob")
-        results, fin = await mam(bob, room)
-        assert bodies(results) == [f"m{i}" for i in range(7)]
-        assert fin.get("complete") == "true"
-        assert fin.findtext(f"{{{RSM}}}set/{{{RSM}}}count") == "7"
-        first = results[0]
-        fwd = first.find(f"{{{FORWARD}}}forwarded")
-        assert fwd.find(f"{{{DELAY}}}delay") is not None
-        msg = fwd.find("{jabber:client}message")
-        assert msg.get("from") == f"{room}/Alice" and msg.get("type") == "groupchat"
-        assert msg.find(f"{{{OCCUPANT_ID}}}occupant-id") is not None
-        # the result id is the stanza-id occupants saw (XEP-0359)
-        assert results[-1].get("id") == last.xml.find(f"{{{SID}}}stanza-id").get("id")
+    alice, bob = await clients(server, "alice", "bob")
+    room = await create(alice, "log", "Alice")
+    for i in range(7):
+        say(alice, room, f"m{i}")
+    last = await groupchat(alice, "m6")
+    await entered(bob, room, "Bob")
+    results, fin = await mam(bob, room)
+    assert bodies(results) == [f"m{i}" for i in range(7)]
+    assert fin.get("complete") == "true"
+    assert fin.findtext(f"{{{RSM}}}set/{{{RSM}}}count") == "7"
+    first = results[0]
+    fwd = first.find(f"{{{FORWARD}}}forwarded")
+    assert fwd.find(f"{{{DELAY}}}delay") is not None
+    msg = fwd.find("{jabber:client}message")
+    assert msg.get("from") == f"{room}/Alice" and msg.get("type") == "groupchat"
+    assert msg.find(f"{{{OCCUPANT_ID}}}occupant-id") is not None
+    # the result id is the stanza-id occupants saw (XEP-0359)
+    assert results[-1].get("id") == last.xml.find(f"{{{SID}}}stanza-id").get("id")
 
-        page1, fin1 = await mam(bob, room, max_=3)
-        assert bodies(page1) == ["m0", "m1", "m2"] and fin1.get("complete") is None
-        after = fin1.findtext(f"{{{RSM}}}set/{{{RSM}}}last")
-        page2, _ = await mam(bob, room, max_=3, after=after)
-        assert bodies(page2) == ["m3", "m4", "m5"]
-        # XEP-0059 §2.5: <before/> empty is the last page, then page backwards
-        tail, fin_tail = await mam(bob, room, max_=2, before="")
-        assert bodies(tail) == ["m5", "m6"] and fin_tail.get("complete") is None
-        earlier, _ = await mam(bob, room, max_=2, before=tail[0].get("id"))
-        assert bodies(earlier) == ["m3", "m4"]
-        # filters: one occupant's messages; a time window; unknown ids
-        none, _ = await mam(bob, room, fields={"with": f"{room}/Bob"})
-        assert none == []
-        future, _ = await mam(bob, room, fields={"start": "2999-01-01T00:00:00Z"})
-        assert future == []
-        assert await iq_error(mam(bob, room, after="no-such-id")) == "item-not-found"
-        assert await iq_error(mam(bob, room, fields={"start": "yesterday"})) == "bad-request"
-        # real JIDs are not for a participant of a semi-anonymous room to filter by
-        assert await iq_error(mam(bob, room, fields={"with": "alice@localhost"})) \
-            == "forbidden"
-        mine, _ = await mam(alice, room, fields={"with": "alice@localhost"})
-        assert len(mine) == 7
-    finally:
-        await close(alice, bob)
+    page1, fin1 = await mam(bob, room, max_=3)
+    assert bodies(page1) == ["m0", "m1", "m2"] and fin1.get("complete") is None
+    after = fin1.findtext(f"{{{RSM}}}set/{{{RSM}}}last")
+    page2, _ = await mam(bob, room, max_=3, after=after)
+    assert bodies(page2) == ["m3", "m4", "m5"]
+    # XEP-0059 §2.5: <before/> empty is the last page, then page backwards
+    tail, fin_tail = await mam(bob, room, max_=2, before="")
+    assert bodies(tail) == ["m5", "m6"] and fin_tail.get("complete") is None
+    earlier, _ = await mam(bob, room, max_=2, before=tail[0].get("id"))
+    assert bodies(earlier) == ["m3", "m4"]
+    # filters: one occupant's messages; a time window; unknown ids
+    none, _ = await mam(bob, room, fields={"with": f"{room}/Bob"})
+    assert none == []
+    future, _ = await mam(bob, room, fields={"start": "2999-01-01T00:00:00Z"})
+    assert future == []
+    assert await iq_error(mam(bob, room, after="no-such-id")) == "item-not-found"
+    assert await iq_error(mam(bob, room, fields={"start": "yesterday"})) == "bad-request"
+    # real JIDs are not for a participant of a semi-anonymous room to filter by
+    assert await iq_error(mam(bob, room, fields={"with": "alice@localhost"})) \
+        == "forbidden"
+    mine, _ = await mam(alice, room, fields={"with": "alice@localhost"})
+    assert len(mine) == 7
 
 
 async def test_who_may_read_the_archive(server):
-    alice = await client(server, "alice")
-    bob = await client(server, "bob")
-    carol = await client(server, "carol")
-    try:
-        room = await create(alice, "club", "Alice", membersonly="1")
-        say(alice, room, "members only")
-        await groupchat(alice, "members only")
-        assert await iq_error(mam(bob, room)) == "forbidden"  # not a member
-        await admin_iq(alice, room, [{"jid": "bob@localhost", "affiliation": "member"},
-                                     {"jid": "carol@localhost", "affiliation": "outcast"}])
-        results, _ = await mam(bob, room)  # a member reads without being in the room
-        assert bodies(results) == ["members only"]
-        assert await iq_error(mam(carol, room)) == "forbidden"
-        open_room = await create(alice, "open", "Alice")
-        say(alice, open_room, "public")
-        await groupchat(alice, "public")
-        results, _ = await mam(carol, open_room)  # an open room: anyone not banned
-        assert bodies(results) == ["public"]
-    finally:
-        await close(alice, bob, carol)
+    alice, bob, carol = await clients(server, "alice", "bob", "carol")
+    room = await create(alice, "club", "Alice", membersonly="1")
+    say(alice, room, "members only")
+    await groupchat(alice, "members only")
+    assert await iq_error(mam(bob, room)) == "forbidden"  # not a member
+    await admin_iq(alice, room, [{"jid": "bob@localhost", "affiliation": "member"},
+                                 {"jid": "carol@localhost", "affiliation": "outcast"}])
+    results, _ = await mam(bob, room)  # a member reads without being in the room
+    assert bodies(results) == ["members only"]
+    assert await iq_error(mam(carol, room)) == "forbidden"
+    open_room = await create(alice, "open", "Alice")
+    say(alice, open_room, "public")
+    await groupchat(alice, "public")
+    results, _ = await mam(carol, open_room)  # an open room: anyone not banned
+    assert bodies(results) == ["public"]
 
 
 async def test_archiving_can_be_turned_off(server):
     alice = await client(server, "alice")
-    try:
-        room = await create(alice, "quiet", "Alice", enablearchiving="0")
-        say(alice, room, "off the record")
-        await groupchat(alice, "off the record")
-        results, fin = await mam(alice, room)
-        assert results == [] and fin.findtext(f"{{{RSM}}}set/{{{RSM}}}count") == "0"
-    finally:
-        await close(alice)
+    room = await create(alice, "quiet", "Alice", enablearchiving="0")
+    say(alice, room, "off the record")
+    await groupchat(alice, "off the record")
+    results, fin = await mam(alice, room)
+    assert results == [] and fin.findtext(f"{{{RSM}}}set/{{{RSM}}}count") == "0"
 
 
 async def test_moderator_retracts_a_message(server):
-    alice = await client(server, "alice")
-    bob = await client(server, "bob")
-    carol = await client(server, "carol")
-    try:
-        room = await create(alice, "lounge", "Alice")
-        await entered(bob, room, "Bob")
-        say(bob, room, "something rude")
-        msg = await groupchat(alice, "something rude")
-        sid = msg.xml.find(f"{{{SID}}}stanza-id").get("id")
+    alice, bob, carol = await clients(server, "alice", "bob", "carol")
+    room = await create(alice, "lounge", "Alice")
+    await entered(bob, room, "Bob")
+    say(bob, room, "something rude")
+    msg = await groupchat(alice, "something rude")
+    sid = msg.xml.find(f"{{{SID}}}stanza-id").get("id")
 
-        def moderate(c: Any, target: str) -> Any:
-            iq = c.make_iq_set(ito=room)
-            req = sub(iq.xml, f"{{{MODERATE}}}moderate", id=target)
-            sub(req, f"{{{RETRACT}}}retract")
-            sub(req, f"{{{MODERATE}}}reason", "Be nice")
-            return c.query(iq)
+    def moderate(c: Any, target: str) -> Any:
+        iq = c.make_iq_set(ito=room)
+        req = sub(iq.xml, f"{{{MODERATE}}}moderate", id=target)
+        sub(req, f"{{{RETRACT}}}retract")
+        sub(req, f"{{{MODERATE}}}reason", "Be nice")
+        return c.query(iq)
 
-        assert await iq_error(moderate(bob, sid)) == "forbidden"  # not a moderator
-        assert await iq_error(moderate(alice, "nope")) == "item-not-found"
-        await moderate(alice, sid)
-        notice = await bob.next("stanza", lambda m: m.xml.find(f"{{{RETRACT}}}retract")
-                                is not None)
-        retract = notice.xml.find(f"{{{RETRACT}}}retract")
-        assert str(notice["from"]) == room and retract.get("id") == sid
-        moderated = retract.find(f"{{{MODERATE}}}moderated")
-        assert moderated.get("by") == f"{room}/Alice"
-        assert retract.findtext(f"{{{RETRACT}}}reason") == "Be nice"
-        # the archive keeps a tombstone in its place (§5)
-        results, _ = await mam(carol, room)
-        tomb = results[0].find(f"{{{FORWARD}}}forwarded/{{jabber:client}}message")
-        assert results[0].get("id") == sid
-        assert tomb.find("{jabber:client}body") is None
-        assert tomb.find(f"{{{RETRACT}}}retracted") is not None
-        assert tomb.get("from") == f"{room}/Bob"
-        # and so does the history of whoever enters now
-        send_join(carol, room, "Carol")
-        await carol.next("presence", lambda p: "110" in statuses(p))
-        history = await carol.next("stanza")
-        assert history.xml.find(f"{{{RETRACT}}}retracted") is not None
-        assert history.xml.find("{jabber:client}body") is None
-    finally:
-        await close(alice, bob, carol)
+    assert await iq_error(moderate(bob, sid)) == "forbidden"  # not a moderator
+    assert await iq_error(moderate(alice, "nope")) == "item-not-found"
+    await moderate(alice, sid)
+    notice = await bob.next("stanza", lambda m: m.xml.find(f"{{{RETRACT}}}retract")
+                            is not None)
+    retract = notice.xml.find(f"{{{RETRACT}}}retract")
+    assert str(notice["from"]) == room and retract.get("id") == sid
+    moderated = retract.find(f"{{{MODERATE}}}moderated")
+    assert moderated.get("by") == f"{room}/Alice"
+    assert retract.findtext(f"{{{RETRACT}}}reason") == "Be nice"
+    # the archive keeps a tombstone in its place (§5)
+    results, _ = await mam(carol, room)
+    tomb = results[0].find(f"{{{FORWARD}}}forwarded/{{jabber:client}}message")
+    assert results[0].get("id") == sid
+    assert tomb.find("{jabber:client}body") is None
+    assert tomb.find(f"{{{RETRACT}}}retracted") is not None
+    assert tomb.get("from") == f"{room}/Bob"
+    # and so does the history of whoever enters now
+    send_join(carol, room, "Carol")
+    await carol.next("presence", lambda p: "110" in statuses(p))
+    history = await carol.next("stanza")
+    assert history.xml.find(f"{{{RETRACT}}}retracted") is not None
+    assert history.xml.find("{jabber:client}body") is None
 
 
 async def test_self_ping_and_private_iq(server):
-    alice = await client(server, "alice")
-    bob = await client(server, "bob")
-    try:
-        room = await create(alice, "lounge", "Alice")
+    alice, bob = await clients(server, "alice", "bob")
+    room = await create(alice, "lounge", "Alice")
 
-        def ping(c: Any, to: str) -> Any:
-            iq = c.make_iq_get(ito=to)
-            iq.enable("ping")
-            return c.query(iq)
+    def ping(c: Any, to: str) -> Any:
+        iq = c.make_iq_get(ito=to)
+        iq.enable("ping")
+        return c.query(iq)
 
-        await ping(alice, f"{room}/Alice")  # XEP-0410: still joined
-        assert await iq_error(ping(bob, f"{room}/Bob")) == "not-acceptable"  # not joined
-        await join(bob, room, "Bob")
-        await ping(bob, f"{room}/Bob")
-        # an IQ to another occupant is forwarded (slixmpp answers the ping itself)
-        await ping(bob, f"{room}/Alice")
-        version = bob.make_iq_get(ito=f"{room}/Alice")
-        sub(version.xml, "{jabber:iq:version}query")
-        assert await iq_error(bob.query(version)) in ("service-unavailable",
-                                                        "feature-not-implemented")
-        await ping(alice, room)  # the room itself answers pings
-    finally:
-        await close(alice, bob)
+    await ping(alice, f"{room}/Alice")  # XEP-0410: still joined
+    assert await iq_error(ping(bob, f"{room}/Bob")) == "not-acceptable"  # not joined
+    await join(bob, room, "Bob")
+    await ping(bob, f"{room}/Bob")
+    # an IQ to another occupant is forwarded (slixmpp answers the ping itself)
+    await ping(bob, f"{room}/Alice")
+    version = bob.make_iq_get(ito=f"{room}/Alice")
+    sub(version.xml, "{jabber:iq:version}query")
+    assert await iq_error(bob.query(version)) in ("service-unavailable",
+                                                    "feature-not-implemented")
+    await ping(alice, room)  # the room itself answers pings

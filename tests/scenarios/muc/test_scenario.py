@@ -12,6 +12,7 @@ from tests.scenarios.muc.helpers import (
     admin_iq,
     admin_list,
     client,
+    clients,
     close,
     create,
     disco_items_iq,
@@ -62,38 +63,32 @@ async def test_group_life_across_a_restart(servers):
     await servers.stop(server)
 
     server = await servers.start()
-    alice = await client(server, "alice", create=False, send_presence=True)
-    dave = await client(server, "dave", create=False, send_presence=True)
-    bob = await client(server, "bob", create=False, send_presence=True)
-    eve = await client(server, "eve", create=False, send_presence=True)
-    frank = await client(server, "frank", create=False, send_presence=True)
-    try:
-        invitation = await frank.next("stanza", lambda m: m.xml.find(
-            f"{{{USER}}}x/{{{USER}}}invite") is not None)
-        assert invitation.xml.find(f"{{{USER}}}x/{{{USER}}}invite").get(
-            "from") == "dave@localhost"
-        # the reserved nick is Bob's, even for a member
-        assert await join_error(frank, room, "bob") == "conflict"
-        pres = await join(frank, room, "Frank")
-        assert item(pres)["affiliation"] == "member"
-        history = [await frank.next("stanza") for _ in range(3)]
-        assert [m.xml.findtext("{jabber:client}body") for m in history[:2]] \
-            == ["hi all", "welcome"]
-        assert history[2].xml.findtext("{jabber:client}subject") == "Launch plan"
-        # the archive survived too, and pages
-        results, fin = await mam(frank, room, max_=1)
-        assert bodies(results) == ["hi all"] and fin.get("complete") is None
-        assert await join_error(eve, room, "Eve") == "registration-required"
-        assert [i["jid"] for i in await admin_list(alice, room, affiliation="member")] \
-            == ["bob@localhost", "frank@localhost"]
-        # the admin's rights survived: Dave moderates, kicks, bans
-        await entered(dave, room, "Dave")
-        await entered(bob, room, "Bob")
-        await admin_iq(dave, room, [{"nick": "Bob", "role": "none", "reason": "noise"}])
-        out = await bob.next("presence", gone(f"{room}/Bob"))
-        assert "307" in statuses(out)
-        await admin_iq(dave, room, [{"jid": "eve@localhost", "affiliation": "outcast"}])
-        assert await join_error(eve, room, "Eve") == "forbidden"
-        await frank.next("presence", frm(f"{room}/Dave"))
-    finally:
-        await close(alice, dave, bob, eve, frank)
+    alice, dave, bob, eve, frank = await clients(server, "alice", "dave", "bob", "eve", "frank",
+                                                 create=False, send_presence=True)
+    invitation = await frank.next("stanza", lambda m: m.xml.find(
+        f"{{{USER}}}x/{{{USER}}}invite") is not None)
+    assert invitation.xml.find(f"{{{USER}}}x/{{{USER}}}invite").get(
+        "from") == "dave@localhost"
+    # the reserved nick is Bob's, even for a member
+    assert await join_error(frank, room, "bob") == "conflict"
+    pres = await join(frank, room, "Frank")
+    assert item(pres)["affiliation"] == "member"
+    history = [await frank.next("stanza") for _ in range(3)]
+    assert [m.xml.findtext("{jabber:client}body") for m in history[:2]] \
+        == ["hi all", "welcome"]
+    assert history[2].xml.findtext("{jabber:client}subject") == "Launch plan"
+    # the archive survived too, and pages
+    results, fin = await mam(frank, room, max_=1)
+    assert bodies(results) == ["hi all"] and fin.get("complete") is None
+    assert await join_error(eve, room, "Eve") == "registration-required"
+    assert [i["jid"] for i in await admin_list(alice, room, affiliation="member")] \
+        == ["bob@localhost", "frank@localhost"]
+    # the admin's rights survived: Dave moderates, kicks, bans
+    await entered(dave, room, "Dave")
+    await entered(bob, room, "Bob")
+    await admin_iq(dave, room, [{"nick": "Bob", "role": "none", "reason": "noise"}])
+    out = await bob.next("presence", gone(f"{room}/Bob"))
+    assert "307" in statuses(out)
+    await admin_iq(dave, room, [{"jid": "eve@localhost", "affiliation": "outcast"}])
+    assert await join_error(eve, room, "Eve") == "forbidden"
+    await frank.next("presence", frm(f"{room}/Dave"))

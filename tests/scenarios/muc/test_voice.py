@@ -8,8 +8,7 @@ from xml.etree import ElementTree as ET
 from tests.scenarios.muc.helpers import (
     DATA,
     MUC,
-    client,
-    close,
+    clients,
     create,
     entered,
     groupchat,
@@ -47,53 +46,45 @@ def is_request(msg: Any) -> bool:
 
 
 async def test_voice_request_and_approval(server):
-    alice = await client(server, "alice")
-    bob = await client(server, "bob")
-    try:
-        room = await create(alice, "stage", "Alice", moderatedroom="1")
-        await entered(bob, room, "Bob")
-        say(bob, room, "hello?")
-        assert await message_error(bob) == "forbidden"
+    alice, bob = await clients(server, "alice", "bob")
+    room = await create(alice, "stage", "Alice", moderatedroom="1")
+    await entered(bob, room, "Bob")
+    say(bob, room, "hello?")
+    assert await message_error(bob) == "forbidden"
 
-        send_form(bob, room, **{"muc#role": "participant"})
-        request = await alice.next("stanza", is_request)
-        fields = form_fields(request)
-        assert str(request["from"]) == room
-        assert fields["FORM_TYPE"] == REQUEST
-        assert fields["muc#roomnick"] == "Bob"
-        assert fields["muc#jid"] == "bob@localhost/test"
-        assert fields["muc#request_allow"] == "false"
+    send_form(bob, room, **{"muc#role": "participant"})
+    request = await alice.next("stanza", is_request)
+    fields = form_fields(request)
+    assert str(request["from"]) == room
+    assert fields["FORM_TYPE"] == REQUEST
+    assert fields["muc#roomnick"] == "Bob"
+    assert fields["muc#jid"] == "bob@localhost/test"
+    assert fields["muc#request_allow"] == "false"
 
-        # A visitor cannot approve anything; a refusal changes nothing.
-        send_form(bob, room, **{"muc#roomnick": "Bob", "muc#request_allow": "true"})
-        assert await message_error(bob) == "forbidden"
-        send_form(alice, room, **{"muc#roomnick": "Bob", "muc#request_allow": "false"})
-        send_form(alice, room, **{"muc#roomnick": "Bob", "muc#request_allow": "true"})
-        voiced = await bob.next("presence", lambda p: item(p).get("role") == "participant")
-        assert item(voiced)["role"] == "participant"
-        say(bob, room, "thanks")
-        await groupchat(alice, "thanks")
+    # A visitor cannot approve anything; a refusal changes nothing.
+    send_form(bob, room, **{"muc#roomnick": "Bob", "muc#request_allow": "true"})
+    assert await message_error(bob) == "forbidden"
+    send_form(alice, room, **{"muc#roomnick": "Bob", "muc#request_allow": "false"})
+    send_form(alice, room, **{"muc#roomnick": "Bob", "muc#request_allow": "true"})
+    voiced = await bob.next("presence", lambda p: item(p).get("role") == "participant")
+    assert item(voiced)["role"] == "participant"
+    say(bob, room, "thanks")
+    await groupchat(alice, "thanks")
 
-        # Someone who already has voice asking again reaches nobody.
-        send_form(bob, room, **{"muc#role": "participant"})
-        say(bob, room, "after")
-        seen = []
-        while not seen or seen[-1]["body"] != "after":
-            seen.append(await alice.next("stanza"))
-        assert not any(is_request(m) for m in seen)
-    finally:
-        await close(alice, bob)
+    # Someone who already has voice asking again reaches nobody.
+    send_form(bob, room, **{"muc#role": "participant"})
+    say(bob, room, "after")
+    seen = []
+    while not seen or seen[-1]["body"] != "after":
+        seen.append(await alice.next("stanza"))
+    assert not any(is_request(m) for m in seen)
 
 
 async def test_voice_request_needs_an_occupant(server):
-    alice = await client(server, "alice")
-    carol = await client(server, "carol")
-    try:
-        room = await create(alice, "stage2", "Alice", moderatedroom="1")
-        send_form(carol, room, **{"muc#role": "participant"})
-        assert await message_error(carol) == "not-acceptable"
-        send_form(carol, room, **{"muc#role": "moderator"})
-        assert await message_error(carol) == "not-acceptable"
-    finally:
-        await close(alice, carol)
+    alice, carol = await clients(server, "alice", "carol")
+    room = await create(alice, "stage2", "Alice", moderatedroom="1")
+    send_form(carol, room, **{"muc#role": "participant"})
+    assert await message_error(carol) == "not-acceptable"
+    send_form(carol, room, **{"muc#role": "moderator"})
+    assert await message_error(carol) == "not-acceptable"
 
