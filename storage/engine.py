@@ -5,6 +5,8 @@ in driver.py (running the login statements on the driver's own connections).
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -117,6 +119,22 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """PRAGMA journal_mode=WAL, waiting as long as for any lock: on a new database file that
+    several connections open at once (nodes starting together), the switch needs the file to
+    itself, and SQLite answers "database is locked" at once instead of calling the busy
+    handler when another connection holds a lock."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)  # in the driver's thread (aiosqlite), not the event loop
+
+
 def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
         # Take the write lock now, so a second process migrating the same file waits its turn.
@@ -140,11 +158,14 @@ def _create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+_BUSY_TIMEOUT = 5.0  # seconds a connection waits for another one's lock
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA busy_timeout=5000")  # first: the WAL switch may wait for a lock
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT * 1000)}")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")  # ON DELETE CASCADE needs it, per connection
     finally:
