@@ -127,7 +127,13 @@ offline_messages = sa.Table(
     _owner(),
     sa.Column("xml", sa.Text, nullable=False),
     sa.Column("stored_at", UTCDateTime, nullable=False),
+    # XEP-0359 id the recipient sees (NULL on rows stored before it was kept): stored once
+    sa.Column("stanza_id", sa.String(64), nullable=True),
+    # the server process holding the row in an unacknowledged XEP-0198 queue; NULL: waiting
+    sa.Column("held", sa.String(64), nullable=True),
     sa.Index(None, "username", "id"),
+    sa.Index(None, "username", "stanza_id", unique=True),
+    sa.Index(None, "held"),
     # never reuse an id: a delivered-then-deleted id must not name a newer message
     sqlite_autoincrement=True,
 )
