@@ -2,14 +2,18 @@
 
 A handler gets the event's argument and may be a plain function or a coroutine function. The
 first handler (highest priority first) that returns ``True`` stops the chain and makes ``fire``
-return ``True``: the event was handled.
+return ``True``: the event was handled. ``notify`` is for events every handler must hear (a
+session ended): each runs to the end whatever the others return or raise; a failure is logged.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], "bool | Awaitable[bool | None] | None"]
 
@@ -47,3 +51,17 @@ class Events:
             if result is True:
                 return True
         return False
+
+    async def notify(self, name: str, arg: Any = None) -> None:
+        """Run every handler of ``name``; one that fails is logged and the rest still run."""
+        chain = self._handlers.get(name)
+        if not chain:
+            return
+        for _, handler in tuple(chain):
+            try:
+                result = handler(arg)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("%s handler %s failed", name,
+                              getattr(handler, "__qualname__", handler))
