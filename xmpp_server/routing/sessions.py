@@ -22,7 +22,20 @@ class SessionRegistry:
         self._by_user: dict[str, dict[str, Session]] = {}
 
     def bind(self, session: Session, username: str, resource: str | None) -> JID:
-        """RFC 6120 §7.6-§7.7: bind a resource; a missing or taken one is generated."""
+        """RFC 6120 §7.6-§7.7: bind a resource; a missing or taken one is generated.
+
+        A session kept for resumption (XEP-0198, ``detached``) never stands in the way of a
+        new one: binding its resource replaces it, and the oldest one makes room when the
+        account has ``max_resources`` bound. Ending it hands its unacknowledged stanzas on.
+        """
+        current = self._by_user.get(username, {})
+        held = current.get(resource) if resource else None
+        if held is not None and held.detached and not held.closed:
+            held.close()  # unbinds it (at once, unless its last input is still being routed)
+        elif len(current) >= self.max_resources:
+            oldest = next((s for s in current.values() if s.detached and not s.closed), None)
+            if oldest is not None:
+                oldest.close()
         resources = self._by_user.setdefault(username, {})
         if len(resources) >= self.max_resources:
             if not resources:
