@@ -61,6 +61,7 @@ _STANZA_ID = "{" + ns.SID + "}stanza-id"
 _SID_NSMAP = {None: ns.SID}
 _KEPT = frozenset((_BODY, _STORE))
 _OTHER_TYPES = frozenset(("headline", "groupchat", "error"))  # RFC 6121 §5.2.2
+_FLUSH_TIMEOUT = 10.0  # seconds a query waits for the archive writer
 
 
 def archivable(el: etree._Element) -> bool:
@@ -101,10 +102,16 @@ class Mam(Module):
         self.on_iq("get", "bare", PREFS, self.get_prefs)
         self.on_iq("set", "bare", PREFS, self.set_prefs)
         self.on("disco-info/account", self.account_features)
+        self.host.barriers.append(self.writer.flush)  # archived before acknowledged
+        self.host.backlogs.append(self.writer)
 
     def teardown(self) -> None:
         if self._messages is not None and self.incoming in self._messages.accepted:
             self._messages.accepted.remove(self.incoming)
+        if self.writer.flush in self.host.barriers:
+            self.host.barriers.remove(self.writer.flush)
+        if self.writer in self.host.backlogs:
+            self.host.backlogs.remove(self.writer)
         super().teardown()
 
     async def start(self) -> None:
@@ -217,7 +224,11 @@ class Mam(Module):
         assert stanza.child is not None and stanza.frm is not None
         request = parse_query(stanza.child, self.config.page_size, self.config.max_page_size)
         with_jid = request.with_jid
-        await self.writer.flush()  # what the client was just sent is in the archive
+        try:  # what the client was just sent is in the archive
+            await asyncio.wait_for(self.writer.flush(), _FLUSH_TIMEOUT)
+        except TimeoutError:
+            raise StanzaError("resource-constraint",
+                              "the archive is busy writing; try again shortly") from None
         try:
             page = await self.host.storage.archive.query(
                 owner,

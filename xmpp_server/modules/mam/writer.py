@@ -11,6 +11,11 @@ second instead of one per message (bench/archive_bench.py measures both).
 a client always finds the messages it has just sent and received. ``stop()`` writes what is left
 (graceful shutdown loses nothing that was accepted). A failing write is retried with backoff
 while the server runs; it is given up only when stopping.
+
+The queue is bounded: past ``max_queue`` rows the writer is ``over`` and the sessions that
+produce them wait in ``relieve`` (their input stops being read) until it is half empty, so a
+slow database slows senders instead of growing memory. Stream management also waits for
+``flush`` before acknowledging (``Host.durable``).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ Write = Callable[[list[Pending]], Awaitable[None]]
 
 class ArchiveWriter:
     def __init__(self, write: Write, delay: float = 0.005, batch: int = 500,
-                 stop_timeout: float = 10.0) -> None:
+                 stop_timeout: float = 10.0, max_queue: int = 20_000) -> None:
         self._write = write
         self._delay = delay
         self._batch = batch
@@ -49,7 +54,20 @@ class ArchiveWriter:
         self._done = 0  # rows ever finished (written, or given up at stop)
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closing = False
+        self._max_queue = max_queue
+        self._relieved: asyncio.Event | None = None  # set while producers wait
         self.stats = {"written_batches": 0, "failures": 0}
+
+    def over(self) -> bool:
+        """Whether producers should wait (``relieve``) before queueing more."""
+        return len(self._queue) >= self._max_queue and self._task is not None
+
+    async def relieve(self) -> None:
+        """Wait until the queue is at most half full (or the writer stops)."""
+        while self.over():
+            if self._relieved is None:
+                self._relieved = asyncio.Event()
+            await self._relieved.wait()
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -88,6 +106,9 @@ class ArchiveWriter:
             log.error("archive writer: gave up on %d queued entries at stop", len(self._queue))
         finally:
             self._release(self._queued)
+            if self._relieved is not None:
+                self._relieved.set()
+                self._relieved = None
 
     async def _run(self) -> None:
         while True:
@@ -120,6 +141,9 @@ class ArchiveWriter:
             self._queue.popleft()
         self._done += size
         self._release(self._done)
+        if self._relieved is not None and len(self._queue) <= self._max_queue // 2:
+            self._relieved.set()
+            self._relieved = None
 
     def _release(self, done: int) -> None:
         if not self._waiters:
