@@ -9,8 +9,8 @@ import asyncio
 import logging
 import secrets
 import ssl
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lxml import etree
 
@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 
 FeatureProvider = Callable[["Session", etree._Element], None]
 Refusal = Callable[[str, JID], bool]  # (username, sender) -> whether it is refused
+
+
+class Backlog(Protocol):
+    def over(self) -> bool:
+        """Whether producers should wait before adding more."""
+
+    async def relieve(self) -> None:
+        """Return once there is room again."""
 
 
 class Host:
@@ -59,6 +67,15 @@ class Host:
         # one only while some online user has something to refuse.
         self.refusals: list[Refusal] = []
         self.modules: dict[str, Module] = {}
+        # This process's run: random per start, so nothing a dead run left behind (rows it
+        # held in the delivery journal) is taken for this one's.
+        self.incarnation = secrets.token_hex(8)
+        # What must be written before the server acknowledges a client's stanzas (XEP-0198):
+        # write-behind queues register their flush here (docs/guarantees.md).
+        self.barriers: list[Callable[[], Awaitable[None]]] = []
+        # Write-behind queues that a busy producer waits for (``Session`` checks after each
+        # stanza it handles): bounded memory when storage is slower than the clients.
+        self.backlogs: list[Backlog] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- features -----------------------------------------------------------------------------
@@ -68,6 +85,14 @@ class Host:
         for module in self.modules.values():
             features.update(module.features)
         return features
+
+    async def durable(self) -> None:
+        """Return once everything handled so far is written (each write-behind queue flushed)."""
+        barriers = self.barriers
+        if len(barriers) == 1:
+            await barriers[0]()
+        elif barriers:
+            await asyncio.gather(*(flush() for flush in barriers))
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -98,4 +123,5 @@ class Host:
         """Every way a session ends comes here once: unbind, then tell the features."""
         if session.jid is not None:
             self.sessions.unbind(session.jid)
-            self.spawn(self.events.fire("session-ended", session), name="session-ended")
+            # Every feature hears of it, whatever another one's handler did.
+            self.spawn(self.events.notify("session-ended", session), name="session-ended")

@@ -32,7 +32,8 @@ class C2SConfig(Section):
     # many stanzas may wait for the client's acknowledgement before the session is closed
     # (above muc.max_occupants: joining a room sends every occupant's presence at once).
     sm_resume_timeout: Annotated[int, Field(ge=0, le=86400)] = 300
-    sm_max_unacked: Annotated[int, Field(ge=1, le=100000)] = 5000
+    sm_max_unacked: Annotated[int, Field(ge=2, le=100000)] = 5000
+    sm_max_unacked_bytes: Annotated[int, Field(ge=65536)] = 10 * 2**20
     # XEP-0388 SASL2 (with XEP-0386 Bind 2) offered beside RFC 6120 SASL; XEP-0484 FAST login
     # tokens (inside SASL2): their lifetime in seconds (0: no FAST), and the age after which a
     # login with one hands out its successor.

@@ -94,7 +94,7 @@ class ComponentStream(Session):
         """Router handler: a stanza for the component's domain."""
         self.send(stanza.el)
 
-    def send(self, el: etree._Element) -> None:
+    def send(self, el: etree._Element, key: str | None = None) -> None:
         if not self.closed:
             self.transport.write(wire_bytes(el, ns.COMPONENT))
 

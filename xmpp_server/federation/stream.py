@@ -144,7 +144,7 @@ class ServerStream(Session):
 
     # -- output -------------------------------------------------------------------------------
 
-    def send(self, el: etree._Element) -> None:
+    def send(self, el: etree._Element, key: str | None = None) -> None:
         """A jabber:client stanza to the peer, in the stream's namespace."""
         if not self.closed:
             self.last_active = time.monotonic()

@@ -108,11 +108,15 @@ def _add_stanza_id(el: etree._Element, by: str) -> str:
 
 
 def top_resources(sessions: Sequence[Session]) -> list[Session]:
-    """The available sessions with the highest non-negative priority (RFC 6121 §8.5.2.1.1)."""
+    """The available sessions with the highest non-negative priority (RFC 6121 §8.5.2.1.1).
+
+    A session whose client has not acknowledged a full queue (``congested``) is left out
+    until it catches up: what it would get waits in offline storage meanwhile.
+    """
     best: list[Session] = []
     top = 0  # so a negative priority never qualifies
     for session in sessions:
-        if not session.available or session.closed:
+        if not session.available or session.closed or session.congested:
             continue
         priority = session.priority
         if priority < top:
@@ -125,17 +129,21 @@ def top_resources(sessions: Sequence[Session]) -> list[Session]:
     return best
 
 
-def deliver(el: etree._Element, sessions: Sequence[Session]) -> None:
-    """Write one message to every session, serialising it once."""
+def deliver(el: etree._Element, sessions: Sequence[Session], key: str | None = None) -> None:
+    """Write one message to every session, serialising it once.
+
+    ``key``: the message's XEP-0359 id for the recipient, when it is one to keep until the
+    client acknowledges it (stream management hands it to the delivery journal).
+    """
     if len(sessions) == 1:
-        sessions[0].send(el)
+        sessions[0].send(el, key)
         return
     data = etree.tostring(el)
     for session in sessions:
         if session.filter is None:
-            session.send_bytes(data)
+            session.send_bytes(data, key)
         else:
-            session.send(el)  # its output filter (XEP-0352) sees the stanza
+            session.send(el, key)  # its output filter (XEP-0352) sees the stanza
 
 
 class Messages(Module):
@@ -171,7 +179,7 @@ class Messages(Module):
             sid = _prepare(el, bare)
             if self.host.events.has(DELIVERING):
                 return self._deliver_hooked(stanza, recipients, sid)
-            deliver(el, recipients)
+            deliver(el, recipients, sid)
             if sid is not None and self.accepted:
                 self._accepted(stanza, sid)
         elif type_ == "headline":
@@ -195,9 +203,9 @@ class Messages(Module):
         if session is None:
             return False  # the router applies §8.5.3.2 (and calls to_bare for normal/chat)
         type_ = stanza.type
-        if session.closed:
+        if session.closed or (session.congested and type_ not in _OTHER_TYPES):
             # Still bound while its last input is routed, but it can no longer be written to:
-            # the same as no such resource (§8.5.3.2).
+            # the same as no such resource (§8.5.3.2). A full queue: the same, for now.
             if type_ not in _OTHER_TYPES:
                 return self.to_bare(stanza)
             if type_ == "groupchat":
@@ -208,7 +216,7 @@ class Messages(Module):
             sid = _prepare(el, to.bare_str)
             if self.host.events.has(DELIVERING):
                 return self._deliver_hooked(stanza, [session], sid)
-            session.send(el)
+            session.send(el, sid)
             if sid is not None and self.accepted:
                 self._accepted(stanza, sid)
             return True
@@ -219,7 +227,7 @@ class Messages(Module):
     async def _deliver_hooked(self, stanza: Stanza, recipients: list[Session],
                               sid: str | None = None) -> bool:
         await self.host.events.fire(DELIVERING, (stanza, recipients))
-        deliver(stanza.el, recipients)
+        deliver(stanza.el, recipients, sid)
         if sid is not None and self.accepted:
             self._accepted(stanza, sid)
         return True

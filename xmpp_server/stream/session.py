@@ -40,8 +40,10 @@ class StreamManagement(Protocol):
     def received(self) -> None:
         """A stanza from the client was handled."""
 
-    def sent(self, data: bytes) -> None:
-        """A stanza was written to the client (or, while detached, would have been)."""
+    def sent(self, data: bytes, key: str | None = None) -> None:
+        """A stanza was written to the client (or, while detached, would have been).
+
+        ``key``: the XEP-0359 id of a message to keep durably until acknowledged."""
 
     def lost(self, reason: str | None) -> bool:
         """The connection is gone: True keeps the session bound and detached.
@@ -94,6 +96,9 @@ class Session:
         # connection but stays bound (presence and all) until it is resumed or ended.
         self.sm: StreamManagement | None = None
         self.detached = False
+        # Set by stream management while the client has a full queue unacknowledged: messages
+        # for the account wait in offline storage instead (``messages.top_resources``).
+        self.congested = False
         self._close_reason: str | None = None
 
     # -- input --------------------------------------------------------------------------------
@@ -130,6 +135,9 @@ class Session:
                     continue  # gone: only stanzas already received still get routed
                 try:
                     await self.handle(item)
+                    for backlog in self.host.backlogs:  # storage behind: this client waits
+                        if backlog.over():
+                            await backlog.relieve()
                 except StreamError as exc:
                     self.stream_error(exc.condition, exc.text)
                 except Exception:
@@ -160,19 +168,20 @@ class Session:
 
     # -- output -------------------------------------------------------------------------------
 
-    def send(self, el: etree._Element) -> None:
+    def send(self, el: etree._Element, key: str | None = None) -> None:
+        """Write a stanza; ``key`` names a message kept until acknowledged (see ``sent``)."""
         if self.closed or (self.filter is not None and self.filter(el)):
             return
         data = etree.tostring(el)
         self._write_out(data)
         if self.sm is not None:
-            self.sm.sent(data)
+            self.sm.sent(data, key)
 
-    def send_bytes(self, data: bytes) -> None:
+    def send_bytes(self, data: bytes, key: str | None = None) -> None:
         if not self.closed:
             self._write_out(data)
             if self.sm is not None:
-                self.sm.sent(data)
+                self.sm.sent(data, key)
 
     def send_nonza(self, data: bytes) -> None:
         """Stream-level output that is not a stanza (XEP-0198 <r/>, <a/>): never counted."""

@@ -22,17 +22,19 @@ SID = "{urn:xmpp:sid:0}"
 class FakeSession:
     """What delivery reads and calls on a Session."""
 
-    def __init__(self, priority: int = 0, available: bool = True, closed: bool = False) -> None:
+    def __init__(self, priority: int = 0, available: bool = True, closed: bool = False,
+                 congested: bool = False) -> None:
         self.priority = priority
         self.available = available
         self.closed = closed
+        self.congested = congested
         self.filter = None  # no output filter (XEP-0352): delivery may write bytes directly
         self.sent: list[Any] = []
 
-    def send(self, el: etree._Element) -> None:
+    def send(self, el: etree._Element, key: str | None = None) -> None:
         self.sent.append(("el", etree.tostring(el)))
 
-    def send_bytes(self, data: bytes) -> None:
+    def send_bytes(self, data: bytes, key: str | None = None) -> None:
         self.sent.append(("bytes", data))
 
 
@@ -95,6 +97,8 @@ def test_top_resources():
     assert top_resources(sessions(neg)) == []
     away, gone = FakeSession(9, available=False), FakeSession(9, closed=True)
     assert top_resources(sessions(away, gone, lo)) == [lo]
+    full = FakeSession(9, congested=True)  # its client has a full queue to acknowledge
+    assert top_resources(sessions(full, lo)) == [lo]
     assert top_resources(sessions()) == []
 
 

@@ -21,9 +21,17 @@ its presence, "detached", for ``c2s.sm_resume_timeout`` seconds; stanzas for it 
 queue. When any session with stream management ends, what the client never acknowledged is
 handed on (``unacked.py``). At shutdown detached sessions end before storage closes.
 
-Fires ``session-resumed`` (arg: the Session) once a session continues on a new stream, and
+Acknowledging is a promise (docs/guarantees.md): the <a h/> answering a client's <r/>, and the
+'h' of <resumed/>, are sent only once what those stanzas caused is durable (``host.durable``:
+offline storage, the delivery journal and the archive have written it). Messages waiting in a
+queue are kept durable by the delivery journal (``offline/journal.py``) until acknowledged;
+the queue is bounded in stanzas and bytes, and a full queue sends the account's messages to
+offline storage instead of ending the session (``state.py``).
+
+Fires ``session-resumed`` (arg: the Session) once a session continues on a new stream,
 ``session-detached`` (arg: ``(session, unacked)``, in a task of its own) once its connection
-dropped and it waits for resumption; ``unacked`` is the queue of (time sent, stanza) then.
+dropped and it waits for resumption (``unacked`` is the queue of (time sent, stanza) then),
+and ``session-relieved`` (arg: the Session, in a task) once a congested client caught up.
 """
 
 from __future__ import annotations
@@ -38,12 +46,14 @@ from lxml import etree
 
 from xmpp_server import namespaces as ns
 from xmpp_server.modules.base import Module
+from xmpp_server.modules.offline import Offline
 from xmpp_server.modules.stream_mgmt import inline
 from xmpp_server.modules.stream_mgmt.state import MOD, SM, SmState
 from xmpp_server.modules.stream_mgmt.unacked import hand_on
 
 if TYPE_CHECKING:
     from xmpp_server.host import Host
+    from xmpp_server.modules.offline.journal import Journal
     from xmpp_server.stream.session import Session
 
 log = logging.getLogger(__name__)
@@ -71,6 +81,11 @@ class StreamManagement(Module):
     def __init__(self, host: Host) -> None:
         super().__init__(host)
         self._resumable: dict[str, Session] = {}  # SM-ID -> session
+        self._journal: Journal | None = None  # with offline storage enabled
+
+    async def start(self) -> None:
+        offline = self.host.modules.get("offline")
+        self._journal = offline.journal if isinstance(offline, Offline) else None
 
     def setup(self) -> None:
         self.host.stream_features.append(self._feature)
@@ -120,7 +135,9 @@ class StreamManagement(Module):
         if el.get("resume") in ("true", "1") and timeout > 0:
             resume_id = secrets.token_urlsafe(18)
             self._resumable[resume_id] = session
-        session.sm = SmState(session, resume_id, timeout, c2s.sm_max_unacked, self._detached)
+        session.sm = SmState(session, resume_id, timeout, c2s.sm_max_unacked, self._detached,
+                             max_bytes=c2s.sm_max_unacked_bytes, journal=self._journal,
+                             on_relieved=self._relieved)
         if resume_id is None:
             return f"<enabled xmlns='{SM}'/>".encode()
         return (f"<enabled xmlns='{SM}' id='{resume_id}' resume='true' "
@@ -128,10 +145,13 @@ class StreamManagement(Module):
 
     # -- acks (§4) ----------------------------------------------------------------------------
 
-    def request(self, arg: tuple[Session, etree._Element]) -> bool:
+    async def request(self, arg: tuple[Session, etree._Element]) -> bool:
         session, _ = arg
         state = session.sm
         if isinstance(state, SmState):
+            # What the client sent before its <r/> is handled; the answer waits until what
+            # that caused is durable. The session's input waits meanwhile: backpressure.
+            await self.host.durable()
             session.send_nonza(state.answer())
         return True  # without stream management: ignored
 
@@ -163,9 +183,15 @@ class StreamManagement(Module):
         loop = asyncio.get_running_loop()
         state.expiry = loop.call_later(state.timeout, self._expire, state.session)
         if self.host.events.has("session-detached"):  # e.g. XEP-0357 push, for the unacked
-            self.host.spawn(self.host.events.fire("session-detached",
-                                                  (state.session, tuple(state.queue))),
+            unacked = tuple((stamp, data) for stamp, data, _ in state.queue)
+            self.host.spawn(self.host.events.fire("session-detached", (state.session, unacked)),
                             name="session-detached")
+
+    def _relieved(self, state: SmState) -> None:
+        """A congested client caught up: what waited for it may come (offline delivery)."""
+        if self.host.events.has("session-relieved"):
+            self.host.spawn(self.host.events.fire("session-relieved", state.session),
+                            name="session-relieved")
 
     def _expire(self, session: Session) -> None:
         if session.detached and not session.closed:
@@ -208,6 +234,7 @@ class StreamManagement(Module):
         old.detach("conflict", "the session was resumed on another stream")
         state.cancel_request()
         await old.settled()  # what the old connection delivered is handled (and counted)
+        await self.host.durable()  # the 'h' of <resumed/> acknowledges it
         if old.closed or not old.detached:
             return _failed("item-not-found")  # ended meanwhile, or resumed twice
         if state.expiry is not None:
@@ -230,7 +257,7 @@ class StreamManagement(Module):
         """After <resumed/>: §5, what the client has not handled, again."""
         state = session.sm
         assert isinstance(state, SmState)
-        for _, data in state.queue:
+        for _, data, _ in state.queue:
             session.send_nonza(data)
         state.resumed()
         log.info("%s resumed", session.jid)
@@ -245,10 +272,17 @@ class StreamManagement(Module):
         state.stop()
         if state.resume_id is not None and self._resumable.get(state.resume_id) is session:
             del self._resumable[state.resume_id]
-        queue = list(state.queue)
-        state.queue.clear()
+        queue = state.take_queue()
+        journal = state.journal
+        if journal is not None:
+            # Journaled messages wait in offline storage, once; the rest is handed on.
+            keys = [key for _, _, key in queue if key is not None]
+            if keys:
+                journal.dropped(state.username, keys)
+                await journal.flush()
+            queue = [item for item in queue if item[2] is None]
         if queue and session.jid is not None:
-            await hand_on(self.host, session.jid, queue)
+            await hand_on(self.host, session.jid, [(stamp, data) for stamp, data, _ in queue])
 
     def end_detached(self, _: object = None) -> None:
         """Shutdown: every detached session ends now (its unacked stanzas are handed on)."""

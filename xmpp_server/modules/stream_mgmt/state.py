@@ -4,6 +4,23 @@ The session calls ``received`` for each stanza it handled from the client, ``sen
 stanza it wrote to the client and ``lost`` when its connection goes. Sequence numbers count
 modulo 2^32 (XEP-0198 §4: "h" wraps). The server asks for an ack (<r/>) once ``ACK_EVERY``
 stanzas wait, or ``ACK_DELAY`` seconds after the first one; one request at a time.
+
+The queue is bounded in stanzas and in bytes, twice:
+
+==============================  ==============================================================
+unacknowledged                  what happens
+==============================  ==============================================================
+``max_unacked`` stanzas or      the session is ``congested``: messages for the account wait in
+``max_bytes`` bytes             offline storage instead of growing the queue; once the client
+                                has acknowledged half of it, ``on_relieved`` (offline delivery
+                                resumes, paced the same way)
+twice that (presence, IQs and   the session ends (a stream error; a detached one just ends):
+room traffic still come)        what it held goes to offline storage once (``unacked.py``)
+==============================  ==============================================================
+
+Messages with a ``key`` (the XEP-0359 id of a normal or chat message) are reported to the
+delivery journal (``offline/journal.py``) as they are queued and as they are acknowledged, so
+that they are durable while they wait for the client.
 """
 
 from __future__ import annotations
@@ -15,7 +32,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from xmpp_server.modules.offline.journal import Journal
     from xmpp_server.stream.session import Session
+
+Queued = tuple[float, bytes, str | None]  # (time sent, stanza, journal key)
 
 SM = "urn:xmpp:sm:3"
 MOD = 2**32
@@ -27,21 +47,29 @@ _REQUEST = f"<r xmlns='{SM}'/>".encode()
 class SmState:
     """Per-session XEP-0198 state; ``resume_id`` is None when resumption was not enabled."""
 
-    __slots__ = ("_awaiting", "_on_lost", "_request", "acked", "expiry", "handled",
-                 "max_unacked", "queue", "resume_id", "session", "timeout", "total")
+    __slots__ = ("_awaiting", "_on_lost", "_on_relieved", "_request", "acked", "expiry",
+                 "handled", "journal", "max_bytes", "max_unacked", "queue", "queued_bytes",
+                 "resume_id", "session", "timeout", "total", "username")
 
     def __init__(self, session: Session, resume_id: str | None, timeout: int, max_unacked: int,
-                 on_lost: Callable[[SmState], None]) -> None:
+                 on_lost: Callable[[SmState], None], max_bytes: int = 10 * 2**20,
+                 journal: Journal | None = None,
+                 on_relieved: Callable[[SmState], None] | None = None) -> None:
         self.session = session
+        self.username = session.username or ""
         self.resume_id = resume_id
         self.timeout = timeout  # seconds a detached session waits (the 'max' we announced)
         self.max_unacked = max_unacked
+        self.max_bytes = max_bytes
+        self.journal = journal
         self.handled = 0  # stanzas handled from the client: our 'h'
         self.total = 0  # stanzas sent to the client
         self.acked = 0  # the client's last 'h'
-        self.queue: deque[tuple[float, bytes]] = deque()  # (time sent, stanza) not yet acked
+        self.queue: deque[Queued] = deque()  # not yet acknowledged
+        self.queued_bytes = 0
         self.expiry: asyncio.TimerHandle | None = None  # owned by the module while detached
         self._on_lost = on_lost
+        self._on_relieved = on_relieved
         self._request: asyncio.TimerHandle | None = None
         self._awaiting = False  # an <r/> is out and unanswered
 
@@ -50,17 +78,24 @@ class SmState:
     def received(self) -> None:
         self.handled = (self.handled + 1) % MOD
 
-    def sent(self, data: bytes) -> None:
-        self.queue.append((time.time(), data))
+    def sent(self, data: bytes, key: str | None = None) -> None:
+        queue = self.queue
+        queue.append((time.time(), data, key))
+        self.queued_bytes += len(data)
         self.total = (self.total + 1) % MOD
+        if key is not None and self.journal is not None:
+            self.journal.hold(self.username, key, data)
         session = self.session
-        if len(self.queue) > self.max_unacked:
-            # Kept stanzas are not lost: ending the session hands them on (see unacked.py).
-            if session.detached:
-                session.close()
-            else:
-                session.stream_error("policy-violation", "too many unacknowledged stanzas")
-        elif not session.detached:
+        if len(queue) >= self.max_unacked or self.queued_bytes >= self.max_bytes:
+            session.congested = True
+            if len(queue) > 2 * self.max_unacked or self.queued_bytes > 2 * self.max_bytes:
+                # Kept stanzas are not lost: ending the session hands them on (unacked.py).
+                if session.detached:
+                    session.close()
+                else:
+                    session.stream_error("policy-violation", "too many unacknowledged stanzas")
+                return
+        if not session.detached:
             self._want_ack()
 
     def lost(self, reason: str | None) -> bool:
@@ -87,13 +122,35 @@ class SmState:
         count = self.unacked_after(h)
         if count is None:
             return False
+        queue = self.queue
+        keys: list[str] = []
+        released = 0
         for _ in range(count):
-            self.queue.popleft()
+            _, data, key = queue.popleft()
+            released += len(data)
+            if key is not None:
+                keys.append(key)
+        self.queued_bytes -= released
+        if keys and self.journal is not None:
+            self.journal.acked(self.username, keys)
         self.acked = h
         self._awaiting = False
-        if self.queue and not self.session.detached:
+        session = self.session
+        if (session.congested and len(queue) <= self.max_unacked // 2
+                and self.queued_bytes <= self.max_bytes // 2):
+            session.congested = False
+            if self._on_relieved is not None:
+                self._on_relieved(self)
+        if queue and not session.detached:
             self._want_ack()
         return True
+
+    def take_queue(self) -> list[Queued]:
+        """Empty the queue (the session ends): what the client never acknowledged."""
+        queue = list(self.queue)
+        self.queue.clear()
+        self.queued_bytes = 0
+        return queue
 
     def answer(self) -> bytes:
         """The <a/> for a request from the client."""
