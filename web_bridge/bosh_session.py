@@ -21,6 +21,7 @@ from lxml import etree
 
 from xmpp_server import namespaces as ns
 from xmpp_server.stanza import element
+from xmpp_server.stream.c2s import negotiation_overdue
 
 if TYPE_CHECKING:
     from web_bridge.bosh import BoshHub
@@ -193,10 +194,12 @@ class BoshSession:
     def _check_negotiation(self) -> None:
         """Polling keeps no stream alive that does not authenticate (as on TCP)."""
         session = self.session
-        interval = self.hub.service.host.config.c2s.ping_interval
-        if (session is not None and session.jid is None and interval > 0
-                and time.monotonic() - session.last_read > interval):
-            session.stream_error("connection-timeout", "negotiation took too long")
+        if session is None:
+            return
+        overdue = negotiation_overdue(session, self.hub.service.host.config.c2s,
+                                      time.monotonic())
+        if overdue is not None:
+            session.stream_error("connection-timeout", overdue)
 
     def _check_polling(self) -> None:
         """§12: a polling client (hold 0) sends empty requests no faster than 'polling'."""

@@ -6,8 +6,8 @@ framed mode, ``<open/>``/``<close/>`` replace the stream tags (§3.3.1, §3.6), 
 ``write`` of the session (one stanza or stream-level element per call) becomes one frame.
 Frames go out in order through one writer task per connection, which also closes the
 WebSocket after our ``<close/>``. WebSocket pings (``http.websocket_ping``) find dead peers
-(§3.4); a stream that stays unauthenticated longer than ``c2s.ping_interval`` is closed, as
-on TCP.
+(§3.4); a stream that is not authenticated within ``c2s.auth_timeout``, or stays silent
+longer than ``c2s.ping_interval`` before, is closed, as on TCP.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, hdrs, web
 
 from web_bridge.security import origin_allowed
+from xmpp_server.stream.c2s import negotiation_overdue
 from xmpp_server.stream.session import Session
 
 if TYPE_CHECKING:
@@ -128,19 +129,22 @@ class WebSocketTransport:
                 await ws.close()
 
     def _watch_negotiation(self) -> None:
-        """Close streams that stay unauthenticated and silent too long (as c2s does)."""
-        interval = self.service.host.config.c2s.ping_interval
-        if interval <= 0:
-            return
+        """Close streams that do not authenticate in time (as c2s does)."""
+        config = self.service.host.config.c2s
         session = self.session
         if session is None or session.closed or session.jid is not None:
             return
-        idle = time.monotonic() - session.last_read
-        if idle >= interval:
-            session.stream_error("connection-timeout", "negotiation took too long")
+        now = time.monotonic()
+        overdue = negotiation_overdue(session, config, now)
+        if overdue is not None:
+            session.stream_error("connection-timeout", overdue)
             return
-        delay = interval - idle + 0.05
-        self._timer = asyncio.get_running_loop().call_later(delay, self._watch_negotiation)
+        waits = [deadline - now for limit, deadline in (
+            (config.auth_timeout, session.started + config.auth_timeout),
+            (config.ping_interval, session.last_read + config.ping_interval)) if limit > 0]
+        if waits:
+            self._timer = asyncio.get_running_loop().call_later(
+                max(0.0, min(waits)) + 0.05, self._watch_negotiation)
 
 
 async def handle(request: web.Request) -> web.StreamResponse:

@@ -206,3 +206,27 @@ async def test_resumption_takes_over_an_open_websocket(server: Server) -> None:
     finally:
         await old.close()
         await new.close()
+
+
+async def test_busy_unauthenticated_stream_is_closed_at_the_deadline(
+        servers: ServerFactory) -> None:
+    """Whitespace frames keep it from being silent, not from c2s.auth_timeout."""
+    server = await servers.start(c2s={"auth_timeout": 1, "ping_interval": 60})
+    ws = await WsClient.open(server)
+    try:
+        await ws.open_stream()
+
+        async def keepalive() -> None:
+            while True:
+                await ws.send(" ")
+                await asyncio.sleep(0.2)
+
+        task = asyncio.create_task(keepalive())
+        try:
+            frames = await ws.wait_closed(timeout=5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert frames[0].find(STREAMS_ERR + "connection-timeout") is not None
+    finally:
+        await ws.close()

@@ -71,7 +71,7 @@ class Session:
         self._inbox: deque[StreamHeader | etree._Element | None] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._paused = False
-        self.last_read = time.monotonic()
+        self.last_read = self.started = time.monotonic()
         self.ping_pending = False
         # negotiation state
         self.sasl: SaslMechanism | None = None
