@@ -69,6 +69,8 @@ class BoshSession:
         self.stream_id = ""
         self.held: deque[tuple[int, asyncio.Future[bytes]]] = deque()
         self.outbox: list[bytes] = []
+        self._outbox_bytes = 0
+        self._max_output = hub.service.host.config.limits.max_output_buffer_bytes
         self.responses: dict[int, tuple[str | None, bytes]] = {}  # rid -> (key, body) (§14.3)
         self._keys: dict[int, str | None] = {}  # rid -> key of requests not answered yet
         self.error = False  # a stream error waits in the outbox
@@ -93,7 +95,14 @@ class BoshSession:
         if data.startswith(b"<stream:error"):
             self.error = True
         self.outbox.append(data)
+        self._outbox_bytes += len(data)
         self._want_flush()
+        if self._outbox_bytes > self._max_output and not self.closing:
+            # The client stopped asking for what waits: the stream ends as on TCP (once).
+            self._max_output = 1 << 62
+            session = self.session
+            if session is not None:
+                session.stream_error("policy-violation", "client not reading")
 
     def close(self) -> None:
         if self.closing:
@@ -258,6 +267,7 @@ class BoshSession:
                 attrs["condition"] = "remote-stream-error"  # XEP-0206 §7
         data = body_bytes(attrs, b"".join(self.outbox))
         self.outbox.clear()
+        self._outbox_bytes = 0
         self.responses[rid] = (self._keys.pop(rid, None), data)
         while len(self.responses) > self.requests + 1:
             del self.responses[min(self.responses)]

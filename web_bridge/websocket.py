@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "xmpp"
 _CLOSE_TIMEOUT = 5.0  # seconds to wait for the client's closing frame
+_OVERFLOW_GRACE = 5.0  # seconds a client that stopped reading has to take its stream error
 
 
 class WebSocketTransport:
@@ -48,6 +49,9 @@ class WebSocketTransport:
         self.secure = service.secure or request.secure
         self.session: Session | None = None  # re-pointed by stream resumption (XEP-0198)
         self._out: deque[str] = deque()
+        self._queued = 0  # characters in _out
+        self._max_output = service.host.config.limits.max_output_buffer_bytes
+        self._socket = request.transport  # the TCP connection under the WebSocket
         self._wake = asyncio.Event()
         self._readable = asyncio.Event()
         self._readable.set()
@@ -59,7 +63,29 @@ class WebSocketTransport:
     def write(self, data: bytes) -> None:
         if not self._closing:
             self._out.append(data.decode())
+            self._queued += len(data)
             self._wake.set()
+            if self._queued + self._socket_buffered() > self._max_output:
+                self._overflow()
+
+    def _socket_buffered(self) -> int:
+        socket = self._socket
+        return socket.get_write_buffer_size() if socket is not None else 0
+
+    def _overflow(self) -> None:
+        """The client stopped reading: a stream error (the session ends as on TCP), and the
+        connection is dropped if even that is not taken in time."""
+        log.info("websocket %s stopped reading: more than %d bytes wait", self.peer_ip,
+                 self._max_output)
+        session = self.session
+        self._max_output = 1 << 62  # once
+        if session is not None:
+            session.stream_error("policy-violation", "client not reading")
+        else:
+            self.close()
+        socket = self._socket
+        if socket is not None:
+            asyncio.get_running_loop().call_later(_OVERFLOW_GRACE, socket.abort)
 
     def close(self) -> None:
         """Send what is queued, then close the WebSocket."""
@@ -117,7 +143,9 @@ class WebSocketTransport:
                 await self._wake.wait()
                 self._wake.clear()
                 while out:
-                    await ws.send_str(out.popleft())
+                    frame = out.popleft()
+                    self._queued -= len(frame)
+                    await ws.send_str(frame)
                 if self._closing:
                     break
         except (ConnectionError, RuntimeError) as exc:
@@ -171,10 +199,16 @@ async def handle(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="too many connections\n")
     await ws.prepare(request)
     transport = WebSocketTransport(service, request, ws)
-    transport.session = Session(service.host, transport)
+    session = transport.session = Session(service.host, transport)
+    peers = service.host.peers
+    admitted = peers.admit(transport.peer_ip)
+    if not admitted:  # RFC 6120 §4.9.3.17, as on TCP
+        session.stream_error("policy-violation", "too many connections from your address")
     service.websockets.add(transport)
     try:
         await transport.run()
     finally:
         service.websockets.discard(transport)
+        if admitted:
+            peers.release(transport.peer_ip)
     return ws

@@ -223,3 +223,51 @@ async def test_polling_does_not_keep_an_unauthenticated_stream(servers: ServerFa
         assert error is not None and error.find(STREAMS_ERR + "connection-timeout") is not None
     finally:
         await bosh.close()
+
+
+async def test_connections_per_address_are_capped(servers: ServerFactory) -> None:
+    server = await servers.start(c2s={"max_connections_per_ip": 1})
+    first, _ = await BoshClient.create(server)
+    second, body = await BoshClient.create(server)
+    try:
+        assert body.get("type") == "terminate" and body.get("condition") == "policy-violation"
+    finally:
+        await second.close()
+        await first.post(type="terminate")
+        await first.close()
+    third, body = await BoshClient.create(server)  # the first session's place is free again
+    try:
+        assert body.get("type") != "terminate" and body.get("sid")
+    finally:
+        await third.close()
+
+
+async def test_client_that_stops_polling_is_closed_not_buffered(servers: ServerFactory) -> None:
+    from tests.support.clients import RawClient
+
+    server = await servers.start(c2s={"require_tls": False},
+                                 limits={"max_output_buffer_bytes": 262144})
+    assert server.host is not None
+    await server.host.accounts.create("reader", "secret")
+    await server.host.accounts.create("flooder", "secret")
+    bosh, _ = await BoshClient.create(server, wait="1")
+    flooder = await RawClient.open(server)
+    try:
+        jid = await bosh.login("reader")  # and asks for nothing more for now
+        await flooder.login("flooder", "secret")
+        stanza = f"<message to='{jid}' type='chat'><body>{'x' * 1000}</body></message>".encode()
+        for _ in range(10):  # 1 MB
+            await flooder.send(stanza * 100)
+        for _ in range(200):
+            if not server.host.sessions.is_online("reader"):
+                break
+            await asyncio.sleep(0.05)
+        body = await bosh.post()
+        while body.get("type") != "terminate":
+            body = await bosh.post()
+        assert body.get("condition") == "remote-stream-error"
+        error = body.find(f"{{{STREAM}}}error")
+        assert error is not None and error.find(STREAMS_ERR + "policy-violation") is not None
+    finally:
+        await flooder.close()
+        await bosh.close()

@@ -44,18 +44,30 @@ class C2SConnection(TcpTransport):
     """A TCP client connection; also the Session's ``Transport``."""
 
     def __init__(self, listener: C2SListener, direct_tls: bool) -> None:
-        super().__init__(listener.host.ssl_context, direct_tls)
+        super().__init__(listener.host.ssl_context, direct_tls,
+                         max_output=listener.host.config.limits.max_output_buffer_bytes)
         self.listener = listener
+        self._admitted = False
 
     def make_session(self) -> Session | None:
         listener = self.listener
-        if len(listener.connections) >= listener.host.config.c2s.max_connections:
-            return None
-        listener.connections.add(self)
-        return Session(listener.host, self)
+        host = listener.host
+        session = Session(host, self)
+        if len(listener.connections) >= host.config.c2s.max_connections:
+            # RFC 6120 §4.9.3.15 (the header first: §4.9.1.3); the transport closes after it.
+            session.stream_error("resource-constraint", "too many connections")
+        elif not host.peers.admit(self.peer_ip):
+            session.stream_error("policy-violation", "too many connections from your address")
+        else:
+            self._admitted = True
+            listener.connections.add(self)
+        return session
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.listener.connections.discard(self)
+        if self._admitted:
+            self._admitted = False
+            self.listener.connections.discard(self)
+            self.listener.host.peers.release(self.peer_ip)
         super().connection_lost(exc)
 
 
