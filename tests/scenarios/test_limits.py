@@ -125,3 +125,31 @@ async def test_client_that_stops_reading_is_closed_not_buffered(servers, caplog,
     assert b"type=\"result\"" in await flooder.expect(b"id=\"after\"")
     await flooder.close()
     await reader.close()
+
+
+async def test_stanza_rate_slows_a_flooding_client_and_loses_nothing(servers):
+    server = await servers.start(modules=CORE, c2s={"require_tls": False},
+                                 limits={"stanzas_per_second": 10})
+    for user in ("flooder", "receiver"):
+        await server.host.accounts.create(user, "pw")
+    receiver = await RawClient.open(server)
+    await receiver.login("receiver", "pw")
+    flooder = await RawClient.open(server)
+    await flooder.login("flooder", "pw")
+    count = 60
+    await flooder.send(b"".join(
+        b"<message to='receiver@localhost/raw' type='chat' id='m%d'><body>%d</body></message>"
+        % (i, i) for i in range(count)))
+
+    async def read_all() -> bytes:
+        return await receiver.expect(b"id=\"m%d\"" % (count - 1), timeout=30)
+
+    reading = asyncio.create_task(read_all())
+    await _ping(server)  # another client is served meanwhile
+    assert not reading.done(), "the flood went through at full speed"
+    assert receiver.buffer.count(b"</message>") < count
+    data = await reading
+    ids = [int(part.split(b'"', 1)[0]) for part in data.split(b"id=\"m")[1:]]
+    assert ids == list(range(count))  # all of them, in order
+    await flooder.close()
+    await receiver.close()

@@ -75,7 +75,9 @@ class LimitsConfig(Section):
     max_attributes: Positive = 64
     max_offline_messages: Positive = 1000
     max_resources_per_user: Positive = 10
-    stanzas_per_second: NonNegative = 0  # per connection; 0: unlimited
+    # Per client stream, after login: faster clients are read from more slowly (nothing is
+    # dropped); bursts of as many at once pass. 0: unlimited.
+    stanzas_per_second: NonNegative = 0
     # Output waiting for a client that does not read (TCP, TLS, WebSocket, BOSH): above
     # this the stream is closed with policy-violation. Well above max_stanza_bytes.
     max_output_buffer_bytes: Annotated[int, Field(ge=65536)] = 4194304
