@@ -153,3 +153,20 @@ async def test_stanza_rate_slows_a_flooding_client_and_loses_nothing(servers):
     assert ids == list(range(count))  # all of them, in order
     await flooder.close()
     await receiver.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "direct-tls"])
+async def test_one_write_of_many_small_stanzas_is_not_one_big_stanza(servers, tls):
+    """max_stanza_bytes limits each stanza, however many arrive in one read."""
+    server = await servers.start(modules=CORE, c2s={"require_tls": False})
+    await server.host.accounts.create("alice", "pw")
+    raw = await (RawClient.open_tls(server) if tls else RawClient.open(server))
+    await raw.login("alice", "pw")
+    count = 5000
+    data = b"".join(PING % b"p%d" % i for i in range(count))
+    assert len(data) > 262144
+    raw.writer.write(data)
+    reply = await raw.expect(b"id=\"p%d\"" % (count - 1), timeout=60)
+    assert b"<stream:error" not in reply
+    assert reply.count(b"type=\"result\"") == count
+    await raw.close()
