@@ -271,3 +271,17 @@ async def test_client_that_stops_polling_is_closed_not_buffered(servers: ServerF
     finally:
         await flooder.close()
         await bosh.close()
+
+
+async def test_unauthenticated_stream_is_closed_at_the_deadline(servers: ServerFactory) -> None:
+    """c2s.auth_timeout runs from the session's creation, whatever the client sends."""
+    server = await servers.start(c2s={"auth_timeout": 1, "ping_interval": 60})
+    bosh, _ = await BoshClient.create(server, wait="1")
+    try:
+        async with asyncio.timeout(8):
+            while (body := await bosh.post(" ")).get("type") != "terminate":
+                pass
+        error = body.find(f"{{{STREAM}}}error")
+        assert error is not None and error.find(STREAMS_ERR + "connection-timeout") is not None
+    finally:
+        await bosh.close()
