@@ -97,6 +97,8 @@ class BoshHub:
             raise Terminate("host-unknown")
         if self.service.connection_count() >= host.config.c2s.max_connections:
             raise Terminate("remote-connection-failed")
+        if not host.peers.admit(request.remote or ""):
+            raise Terminate("policy-violation")  # XEP-0124 §17, c2s.max_connections_per_ip
         sid = secrets.token_urlsafe(24)
         bosh = BoshSession(self, sid, request.remote or "", self.service.secure or request.secure,
                            body, rid)
@@ -114,6 +116,7 @@ class BoshHub:
     def drop(self, bosh: BoshSession) -> None:
         if self.sessions.get(bosh.sid) is bosh:
             del self.sessions[bosh.sid]
+            self.service.host.peers.release(bosh.peer_ip)
         bosh.end()
 
     def close_all(self, condition: str) -> None:

@@ -21,6 +21,7 @@ from lxml import etree
 
 from xmpp_server import namespaces as ns
 from xmpp_server.stanza import element
+from xmpp_server.stream.c2s import negotiation_overdue
 
 if TYPE_CHECKING:
     from web_bridge.bosh import BoshHub
@@ -68,6 +69,8 @@ class BoshSession:
         self.stream_id = ""
         self.held: deque[tuple[int, asyncio.Future[bytes]]] = deque()
         self.outbox: list[bytes] = []
+        self._outbox_bytes = 0
+        self._max_output = hub.service.host.config.limits.max_output_buffer_bytes
         self.responses: dict[int, tuple[str | None, bytes]] = {}  # rid -> (key, body) (§14.3)
         self._keys: dict[int, str | None] = {}  # rid -> key of requests not answered yet
         self.error = False  # a stream error waits in the outbox
@@ -92,7 +95,14 @@ class BoshSession:
         if data.startswith(b"<stream:error"):
             self.error = True
         self.outbox.append(data)
+        self._outbox_bytes += len(data)
         self._want_flush()
+        if self._outbox_bytes > self._max_output and not self.closing:
+            # The client stopped asking for what waits: the stream ends as on TCP (once).
+            self._max_output = 1 << 62
+            session = self.session
+            if session is not None:
+                session.stream_error("policy-violation", "client not reading")
 
     def close(self) -> None:
         if self.closing:
@@ -193,10 +203,12 @@ class BoshSession:
     def _check_negotiation(self) -> None:
         """Polling keeps no stream alive that does not authenticate (as on TCP)."""
         session = self.session
-        interval = self.hub.service.host.config.c2s.ping_interval
-        if (session is not None and session.jid is None and interval > 0
-                and time.monotonic() - session.last_read > interval):
-            session.stream_error("connection-timeout", "negotiation took too long")
+        if session is None:
+            return
+        overdue = negotiation_overdue(session, self.hub.service.host.config.c2s,
+                                      time.monotonic())
+        if overdue is not None:
+            session.stream_error("connection-timeout", overdue)
 
     def _check_polling(self) -> None:
         """§12: a polling client (hold 0) sends empty requests no faster than 'polling'."""
@@ -255,6 +267,7 @@ class BoshSession:
                 attrs["condition"] = "remote-stream-error"  # XEP-0206 §7
         data = body_bytes(attrs, b"".join(self.outbox))
         self.outbox.clear()
+        self._outbox_bytes = 0
         self.responses[rid] = (self._keys.pop(rid, None), data)
         while len(self.responses) > self.requests + 1:
             del self.responses[min(self.responses)]

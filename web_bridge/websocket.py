@@ -6,8 +6,8 @@ framed mode, ``<open/>``/``<close/>`` replace the stream tags (§3.3.1, §3.6), 
 ``write`` of the session (one stanza or stream-level element per call) becomes one frame.
 Frames go out in order through one writer task per connection, which also closes the
 WebSocket after our ``<close/>``. WebSocket pings (``http.websocket_ping``) find dead peers
-(§3.4); a stream that stays unauthenticated longer than ``c2s.ping_interval`` is closed, as
-on TCP.
+(§3.4); a stream that is not authenticated within ``c2s.auth_timeout``, or stays silent
+longer than ``c2s.ping_interval`` before, is closed, as on TCP.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, hdrs, web
 
 from web_bridge.security import origin_allowed
+from xmpp_server.stream.c2s import negotiation_overdue
 from xmpp_server.stream.session import Session
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "xmpp"
 _CLOSE_TIMEOUT = 5.0  # seconds to wait for the client's closing frame
+_OVERFLOW_GRACE = 5.0  # seconds a client that stopped reading has to take its stream error
 
 
 class WebSocketTransport:
@@ -47,6 +49,9 @@ class WebSocketTransport:
         self.secure = service.secure or request.secure
         self.session: Session | None = None  # re-pointed by stream resumption (XEP-0198)
         self._out: deque[str] = deque()
+        self._queued = 0  # characters in _out
+        self._max_output = service.host.config.limits.max_output_buffer_bytes
+        self._socket = request.transport  # the TCP connection under the WebSocket
         self._wake = asyncio.Event()
         self._readable = asyncio.Event()
         self._readable.set()
@@ -58,7 +63,29 @@ class WebSocketTransport:
     def write(self, data: bytes) -> None:
         if not self._closing:
             self._out.append(data.decode())
+            self._queued += len(data)
             self._wake.set()
+            if self._queued + self._socket_buffered() > self._max_output:
+                self._overflow()
+
+    def _socket_buffered(self) -> int:
+        socket = self._socket
+        return socket.get_write_buffer_size() if socket is not None else 0
+
+    def _overflow(self) -> None:
+        """The client stopped reading: a stream error (the session ends as on TCP), and the
+        connection is dropped if even that is not taken in time."""
+        log.info("websocket %s stopped reading: more than %d bytes wait", self.peer_ip,
+                 self._max_output)
+        session = self.session
+        self._max_output = 1 << 62  # once
+        if session is not None:
+            session.stream_error("policy-violation", "client not reading")
+        else:
+            self.close()
+        socket = self._socket
+        if socket is not None:
+            asyncio.get_running_loop().call_later(_OVERFLOW_GRACE, socket.abort)
 
     def close(self) -> None:
         """Send what is queued, then close the WebSocket."""
@@ -116,7 +143,9 @@ class WebSocketTransport:
                 await self._wake.wait()
                 self._wake.clear()
                 while out:
-                    await ws.send_str(out.popleft())
+                    frame = out.popleft()
+                    self._queued -= len(frame)
+                    await ws.send_str(frame)
                 if self._closing:
                     break
         except (ConnectionError, RuntimeError) as exc:
@@ -128,19 +157,22 @@ class WebSocketTransport:
                 await ws.close()
 
     def _watch_negotiation(self) -> None:
-        """Close streams that stay unauthenticated and silent too long (as c2s does)."""
-        interval = self.service.host.config.c2s.ping_interval
-        if interval <= 0:
-            return
+        """Close streams that do not authenticate in time (as c2s does)."""
+        config = self.service.host.config.c2s
         session = self.session
         if session is None or session.closed or session.jid is not None:
             return
-        idle = time.monotonic() - session.last_read
-        if idle >= interval:
-            session.stream_error("connection-timeout", "negotiation took too long")
+        now = time.monotonic()
+        overdue = negotiation_overdue(session, config, now)
+        if overdue is not None:
+            session.stream_error("connection-timeout", overdue)
             return
-        delay = interval - idle + 0.05
-        self._timer = asyncio.get_running_loop().call_later(delay, self._watch_negotiation)
+        waits = [deadline - now for limit, deadline in (
+            (config.auth_timeout, session.started + config.auth_timeout),
+            (config.ping_interval, session.last_read + config.ping_interval)) if limit > 0]
+        if waits:
+            self._timer = asyncio.get_running_loop().call_later(
+                max(0.0, min(waits)) + 0.05, self._watch_negotiation)
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -167,10 +199,16 @@ async def handle(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="too many connections\n")
     await ws.prepare(request)
     transport = WebSocketTransport(service, request, ws)
-    transport.session = Session(service.host, transport)
+    session = transport.session = Session(service.host, transport)
+    peers = service.host.peers
+    admitted = peers.admit(transport.peer_ip)
+    if not admitted:  # RFC 6120 §4.9.3.17, as on TCP
+        session.stream_error("policy-violation", "too many connections from your address")
     service.websockets.add(transport)
     try:
         await transport.run()
     finally:
         service.websockets.discard(transport)
+        if admitted:
+            peers.release(transport.peer_ip)
     return ws

@@ -21,6 +21,7 @@ from xmpp_server.events import Events
 from xmpp_server.jid import JID
 from xmpp_server.routing.router import Router
 from xmpp_server.routing.sessions import SessionRegistry
+from xmpp_server.stream.peers import ConnectionsPerAddress
 from xmpp_server.throttle import Throttle, Throttles
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class Host:
             ip=Throttle(auth.max_failures_per_ip, auth.failure_window, auth.lockout),
             user=Throttle(auth.max_failures_per_account, auth.failure_window, auth.lockout),
         )
+        self.peers = ConnectionsPerAddress(config.c2s.max_connections_per_ip)
         self.secret = secrets.token_bytes(32)
         self.ssl_context: ssl.SSLContext | None = None
         self.tls_cert_der: bytes | None = None

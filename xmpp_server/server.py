@@ -13,6 +13,7 @@ import signal
 from pathlib import Path
 
 from storage import Storage, open_storage
+from xmpp_server import fdlimits
 from xmpp_server.config import Config
 from xmpp_server.federation.component import ComponentListener
 from xmpp_server.federation.manager import Federation
@@ -35,6 +36,7 @@ class Server:
         self.federation: Federation | None = None
         self.components: ComponentListener | None = None
         self._stopped = asyncio.Event()
+        self._accept_errors = fdlimits.AcceptErrors()
 
     @property
     def c2s_port(self) -> int:
@@ -47,6 +49,8 @@ class Server:
     async def start(self) -> None:
         config = self.config
         module_classes = registry.resolve(config.modules.enabled)  # config errors first
+        fdlimits.raise_nofile_limit()
+        self._accept_errors.install(asyncio.get_running_loop())
         self.storage = await open_storage(config.storage.url)
         host = self.host = Host(config, self.storage)
         cert, key = certificates.ensure_certificate(
@@ -114,6 +118,7 @@ class Server:
             await self.storage.close()
             self.storage = None
         self.c2s.clear()
+        self._accept_errors.uninstall()
         self._stopped.set()
 
     async def run(self) -> None:

@@ -223,3 +223,65 @@ async def test_polling_does_not_keep_an_unauthenticated_stream(servers: ServerFa
         assert error is not None and error.find(STREAMS_ERR + "connection-timeout") is not None
     finally:
         await bosh.close()
+
+
+async def test_connections_per_address_are_capped(servers: ServerFactory) -> None:
+    server = await servers.start(c2s={"max_connections_per_ip": 1})
+    first, _ = await BoshClient.create(server)
+    second, body = await BoshClient.create(server)
+    try:
+        assert body.get("type") == "terminate" and body.get("condition") == "policy-violation"
+    finally:
+        await second.close()
+        await first.post(type="terminate")
+        await first.close()
+    third, body = await BoshClient.create(server)  # the first session's place is free again
+    try:
+        assert body.get("type") != "terminate" and body.get("sid")
+    finally:
+        await third.close()
+
+
+async def test_client_that_stops_polling_is_closed_not_buffered(servers: ServerFactory) -> None:
+    from tests.support.clients import RawClient
+
+    server = await servers.start(c2s={"require_tls": False},
+                                 limits={"max_output_buffer_bytes": 262144})
+    assert server.host is not None
+    await server.host.accounts.create("reader", "secret")
+    await server.host.accounts.create("flooder", "secret")
+    bosh, _ = await BoshClient.create(server, wait="1")
+    flooder = await RawClient.open(server)
+    try:
+        jid = await bosh.login("reader")  # and asks for nothing more for now
+        await flooder.login("flooder", "secret")
+        stanza = f"<message to='{jid}' type='chat'><body>{'x' * 1000}</body></message>".encode()
+        for _ in range(10):  # 1 MB
+            await flooder.send(stanza * 100)
+        for _ in range(200):
+            if not server.host.sessions.is_online("reader"):
+                break
+            await asyncio.sleep(0.05)
+        body = await bosh.post()
+        while body.get("type") != "terminate":
+            body = await bosh.post()
+        assert body.get("condition") == "remote-stream-error"
+        error = body.find(f"{{{STREAM}}}error")
+        assert error is not None and error.find(STREAMS_ERR + "policy-violation") is not None
+    finally:
+        await flooder.close()
+        await bosh.close()
+
+
+async def test_unauthenticated_stream_is_closed_at_the_deadline(servers: ServerFactory) -> None:
+    """c2s.auth_timeout runs from the session's creation, whatever the client sends."""
+    server = await servers.start(c2s={"auth_timeout": 1, "ping_interval": 60})
+    bosh, _ = await BoshClient.create(server, wait="1")
+    try:
+        async with asyncio.timeout(8):
+            while (body := await bosh.post(" ")).get("type") != "terminate":
+                pass
+        error = body.find(f"{{{STREAM}}}error")
+        assert error is not None and error.find(STREAMS_ERR + "connection-timeout") is not None
+    finally:
+        await bosh.close()

@@ -206,3 +206,85 @@ async def test_resumption_takes_over_an_open_websocket(server: Server) -> None:
     finally:
         await old.close()
         await new.close()
+
+
+async def test_busy_unauthenticated_stream_is_closed_at_the_deadline(
+        servers: ServerFactory) -> None:
+    """Whitespace frames keep it from being silent, not from c2s.auth_timeout."""
+    server = await servers.start(c2s={"auth_timeout": 1, "ping_interval": 60})
+    ws = await WsClient.open(server)
+    try:
+        await ws.open_stream()
+
+        async def keepalive() -> None:
+            while True:
+                await ws.send(" ")
+                await asyncio.sleep(0.2)
+
+        task = asyncio.create_task(keepalive())
+        try:
+            frames = await ws.wait_closed(timeout=5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert frames[0].find(STREAMS_ERR + "connection-timeout") is not None
+    finally:
+        await ws.close()
+
+
+async def test_connections_per_address_include_tcp(servers: ServerFactory) -> None:
+    """c2s.max_connections_per_ip counts TCP and WebSocket streams together."""
+    from tests.support.clients import RawClient
+
+    server = await servers.start(c2s={"max_connections_per_ip": 1})
+    raw = await RawClient.open(server)
+    await raw.send(raw.header())
+    await raw.expect(b"</stream:features>")
+    ws = await WsClient.open(server)
+    try:
+        frames = await ws.wait_closed(timeout=5)
+        assert frames[-1].tag == f"{{{FRAMING}}}close"
+        error = next(f for f in frames if f.tag == f"{{{STREAM}}}error")
+        assert error.find(STREAMS_ERR + "policy-violation") is not None
+    finally:
+        await ws.close()
+    await raw.close()
+    await asyncio.sleep(0.2)
+    ws = await WsClient.open(server)  # the TCP stream's place is free again
+    try:
+        await ws.open_stream()
+    finally:
+        await ws.close()
+
+
+async def test_client_that_stops_reading_is_closed_not_buffered(
+        servers: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from tests.support.clients import RawClient
+
+    caplog.set_level(logging.INFO, logger="web_bridge.websocket")
+    server = await servers.start(c2s={"require_tls": False},
+                                 limits={"max_output_buffer_bytes": 262144})
+    assert server.host is not None
+    await server.host.accounts.create("reader", "secret")
+    await server.host.accounts.create("flooder", "secret")
+    ws = await WsClient.open(server)
+    flooder = await RawClient.open(server)
+    try:
+        jid = await ws.login("reader")  # and reads no more for now
+        await flooder.login("flooder", "secret")
+        stanza = f"<message to='{jid}' type='chat'><body>{'x' * 1000}</body></message>".encode()
+        sent = 0
+        while sent < 40_000_000 and "stopped reading" not in caplog.text:
+            await flooder.send(stanza * 50)
+            sent += len(stanza) * 50
+            await asyncio.sleep(0)
+        assert "stopped reading" in caplog.text, f"still buffering after {sent:,} bytes"
+        frames = await ws.wait_closed()
+        error = next(f for f in frames if f.tag == f"{{{STREAM}}}error")
+        assert error.find(STREAMS_ERR + "policy-violation") is not None
+        assert frames[-1].tag == f"{{{FRAMING}}}close"
+    finally:
+        await flooder.close()
+        await ws.close()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from xmpp_server.config.types import NonNegative, Positive, Section, normalize_domain
 
@@ -75,7 +75,12 @@ class LimitsConfig(Section):
     max_attributes: Positive = 64
     max_offline_messages: Positive = 1000
     max_resources_per_user: Positive = 10
-    stanzas_per_second: NonNegative = 0  # per connection; 0: unlimited
+    # Per client stream, after login: faster clients are read from more slowly (nothing is
+    # dropped); bursts of as many at once pass. 0: unlimited.
+    stanzas_per_second: NonNegative = 0
+    # Output waiting for a client that does not read (TCP, TLS, WebSocket, BOSH): above
+    # this the stream is closed with policy-violation. Well above max_stanza_bytes.
+    max_output_buffer_bytes: Annotated[int, Field(ge=65536)] = 4194304
     max_vcard_bytes: Positive = 65536  # a vCard a client stores (XEP-0054)
     max_pep_item_bytes: Positive = 131072  # one PEP item's payload (XEP-0163)
     max_pep_items: Positive = 256  # items one PEP node keeps ("max")

@@ -28,6 +28,12 @@ class C2SConfig(Section):
     ping_interval: NonNegative = 60  # 0: no XEP-0199 keepalive pings
     ping_timeout: Positive = 30
     max_connections: Positive = 10000
+    # Streams one address may hold at once (TCP, direct TLS, WebSocket and BOSH together):
+    # far above an office behind one NAT; behind an HTTP proxy its address is every client's.
+    max_connections_per_ip: Positive = 500
+    # Seconds from connecting until the client is authenticated and bound (RFC 6120 §6-§7),
+    # however busy it keeps the stream; 0: no deadline (silence still counts: ping_interval).
+    auth_timeout: NonNegative = 90
     # XEP-0198: how long a dropped session waits to be resumed (0: no resumption), and how
     # many stanzas may wait for the client's acknowledgement before the session is closed
     # (above muc.max_occupants: joining a room sends every occupant's presence at once).

@@ -2,7 +2,8 @@
 
 Each connection is an asyncio ``Protocol`` (no per-connection task while idle) that adapts its
 transport to ``Session``. One sweeper task per listener pings silent clients (XEP-0199) and
-closes the ones that do not answer, and drops connections that never authenticate.
+closes the ones that do not answer, and drops connections that do not authenticate in time
+(``negotiation_overdue``, shared with the WebSocket and BOSH transports).
 """
 
 from __future__ import annotations
@@ -18,27 +19,55 @@ from xmpp_server.stream.session import Session
 from xmpp_server.stream.tcp import TcpTransport
 
 if TYPE_CHECKING:
+    from xmpp_server.config.network import C2SConfig
     from xmpp_server.host import Host
 
 log = logging.getLogger(__name__)
+
+
+def negotiation_overdue(session: Session, config: C2SConfig, now: float) -> str | None:
+    """Why an unauthenticated stream is closed now (its connection-timeout text), or None.
+
+    A deadline from connect (``c2s.auth_timeout``), so that a client trickling a byte now and
+    then cannot keep a stream that never logs in; and silence (``c2s.ping_interval``).
+    """
+    if session.jid is not None or session.closed:
+        return None
+    if config.auth_timeout > 0 and now - session.started > config.auth_timeout:
+        return "authentication took too long"
+    if config.ping_interval > 0 and now - session.last_read > config.ping_interval:
+        return "negotiation took too long"
+    return None
 
 
 class C2SConnection(TcpTransport):
     """A TCP client connection; also the Session's ``Transport``."""
 
     def __init__(self, listener: C2SListener, direct_tls: bool) -> None:
-        super().__init__(listener.host.ssl_context, direct_tls)
+        super().__init__(listener.host.ssl_context, direct_tls,
+                         max_output=listener.host.config.limits.max_output_buffer_bytes)
         self.listener = listener
+        self._admitted = False
 
     def make_session(self) -> Session | None:
         listener = self.listener
-        if len(listener.connections) >= listener.host.config.c2s.max_connections:
-            return None
-        listener.connections.add(self)
-        return Session(listener.host, self)
+        host = listener.host
+        session = Session(host, self)
+        if len(listener.connections) >= host.config.c2s.max_connections:
+            # RFC 6120 §4.9.3.15 (the header first: §4.9.1.3); the transport closes after it.
+            session.stream_error("resource-constraint", "too many connections")
+        elif not host.peers.admit(self.peer_ip):
+            session.stream_error("policy-violation", "too many connections from your address")
+        else:
+            self._admitted = True
+            listener.connections.add(self)
+        return session
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.listener.connections.discard(self)
+        if self._admitted:
+            self._admitted = False
+            self.listener.connections.discard(self)
+            self.listener.host.peers.release(self.peer_ip)
         super().connection_lost(exc)
 
 
@@ -89,13 +118,15 @@ class C2SListener:
             self._server = None
 
     async def _sweep(self) -> None:
-        """XEP-0199 server pings for silent clients; drop unauthenticated idlers."""
+        """XEP-0199 server pings for silent clients; drop streams that do not log in in time."""
         config = self.host.config.c2s
         interval = config.ping_interval
-        if interval <= 0:
-            return
         timeout = config.ping_timeout
-        period = max(0.2, min(interval, timeout) / 2)
+        periods = [p for p in (interval, timeout if interval > 0 else 0, config.auth_timeout)
+                   if p > 0]
+        if not periods:
+            return
+        period = max(0.2, min(periods) / 2)
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
@@ -103,14 +134,18 @@ class C2SListener:
                 session = conn.session
                 if session is None or session.closed:
                     continue
+                if session.jid is None:
+                    overdue = negotiation_overdue(session, config, now)
+                    if overdue is not None:
+                        session.stream_error("connection-timeout", overdue)
+                    continue
+                if interval <= 0:
+                    continue
                 idle = now - session.last_read
                 if session.ping_pending:
                     if idle > interval + timeout:
                         session.stream_error("connection-timeout", "no answer to ping")
                 elif idle > interval:
-                    if session.jid is None:
-                        session.stream_error("connection-timeout", "negotiation took too long")
-                        continue
                     session.ping_pending = True
                     ping = element("iq", type="get", id=f"srvping-{int(now)}",
                                    to=str(session.jid), from_=self.host.domain)

@@ -22,6 +22,8 @@ from xmpp_server.errors import StreamError
 # may be referenced.
 _CDATA = b"<![CDATA["
 _ENTITIES = (b"&amp;", b"&lt;", b"&gt;", b"&quot;", b"&apos;", b"&#")
+# A read larger than the stanza limit is parsed in pieces of this size (see StreamParser.feed).
+_PIECE = 4096
 
 
 def _declaration_only(buf: bytes) -> bool:
@@ -59,6 +61,7 @@ class StreamParser:
 
     __slots__ = (
         "_depth",
+        "_ended",
         "_framed",
         "_limits",
         "_parser",
@@ -78,7 +81,8 @@ class StreamParser:
         self._parser = None
         self._root: etree._Element | None = None
         self._depth = 0
-        self._pending = 0
+        self._pending = 0  # bytes of the top-level element being parsed (an upper bound)
+        self._ended = False  # a top-level element ended in the piece being fed
         self._tail = b""
 
     def _new_parser(self) -> etree.XMLPullParser:
@@ -127,20 +131,37 @@ class StreamParser:
         if root is not None and not data.strip():
             return []  # whitespace keepalive (RFC 6120 §4.6.1): nothing to parse or keep
         self._check_restricted(data)
-        self._pending += len(data)
-        if self._pending > self._limits.max_stanza_bytes:
-            raise StreamError("policy-violation", "stanza too large")
+        if len(data) <= _PIECE:
+            return self._feed_piece(data)
+        # The limit is on one stanza, not on one read: a large read of many small stanzas is
+        # fine. Fed in pieces, the bytes of the element being parsed are known to within a
+        # piece (lxml does not say where in a piece an element ended).
+        out: list[StreamHeader | etree._Element | None] = []
+        for i in range(0, len(data), _PIECE):
+            out.extend(self._feed_piece(data[i : i + _PIECE]))
+        return out
+
+    def _feed_piece(self, data: bytes) -> list[StreamHeader | etree._Element | None]:
         if self._parser is None:
             self._parser = self._new_parser()
+        self._ended = False
         try:
             self._parser.feed(data)
-            events = self._parser.read_events()
-            return self._collect(events)
+            out = self._collect(self._parser.read_events())
         except etree.XMLSyntaxError as exc:
             msg = str(exc)
             if "Entity" in msg or "entity" in msg:
                 raise StreamError("restricted-xml", "entity references are not allowed") from None
             raise StreamError("not-well-formed", msg.split("(", 1)[0].strip()) from None
+        if not self._ended:
+            self._pending += len(data)
+        elif self._depth > (0 if self._framed else 1):
+            self._pending = len(data)  # the next element began in this piece: at most this much
+        else:
+            self._pending = 0
+        if self._pending > self._limits.max_stanza_bytes:
+            raise StreamError("policy-violation", "stanza too large")
+        return out
 
     def _collect(self, events: object) -> list[StreamHeader | etree._Element | None]:
         out: list[StreamHeader | etree._Element | None] = []
@@ -151,7 +172,7 @@ class StreamParser:
                 if self._depth == 1 and not self._framed:
                     self._root = el
                     out.append(StreamHeader(el.tag, dict(el.attrib), el.nsmap.get(None)))
-                    self._pending = 0
+                    self._ended = True
                 elif self._depth > limits.max_depth:
                     raise StreamError("policy-violation", "XML nested too deeply")
                 if len(el.attrib) > limits.max_attributes:
@@ -162,7 +183,7 @@ class StreamParser:
                     if self._depth == 0:
                         out.append(el)
                         self._parser = None
-                        self._pending = 0
+                        self._ended = True
                 elif self._depth == 1:
                     # A deep copy is detached with clean namespace declarations (a moved
                     # element would get generated prefixes); the original leaves the tree.
@@ -173,7 +194,7 @@ class StreamParser:
                         root.remove(el)
                         root.text = None  # drop whitespace between stanzas
                     out.append(stanza)
-                    self._pending = 0
+                    self._ended = True
                 elif self._depth == 0:
                     out.append(None)
         return out

@@ -21,6 +21,7 @@ from xmpp_server import namespaces as ns
 from xmpp_server.errors import StreamError
 from xmpp_server.jid import JID
 from xmpp_server.stream.parser import Limits, StreamHeader, StreamParser
+from xmpp_server.stream.rate import TokenBucket
 from xmpp_server.stream.transport import Detached, Transport, repoint
 
 if TYPE_CHECKING:
@@ -73,7 +74,9 @@ class Session:
         self._inbox: deque[StreamHeader | etree._Element | None] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._paused = False
-        self.last_read = time.monotonic()
+        rate = limits.stanzas_per_second  # after authentication (see rate.py)
+        self._rate = TokenBucket(rate, rate) if rate > 0 else None
+        self.last_read = self.started = time.monotonic()
         self.ping_pending = False
         # negotiation state
         self.sasl: SaslMechanism | None = None
@@ -133,6 +136,9 @@ class Session:
                     self.transport.resume_reading()
                 if self.closed and (self.jid is None or not isinstance(item, etree._Element)):
                     continue  # gone: only stanzas already received still get routed
+                if (self._rate is not None and self.jid is not None and not self.closed
+                        and isinstance(item, etree._Element) and item.tag in _STANZA_TAGS):
+                    await self._keep_rate()
                 try:
                     await self.handle(item)
                     for backlog in self.host.backlogs:  # storage behind: this client waits
@@ -147,6 +153,16 @@ class Session:
             self._worker = None
             if self.closed:
                 self._end()
+
+    async def _keep_rate(self) -> None:
+        """limits.stanzas_per_second: over the rate, read nothing until tokens are back."""
+        assert self._rate is not None
+        delay = self._rate.take()
+        if delay > 0:
+            self.transport.pause_reading()
+            await asyncio.sleep(delay)
+            if not self._paused:
+                self.transport.resume_reading()
 
     async def handle(self, item: StreamHeader | etree._Element | None) -> None:
         """One parsed item: the closing tag (None), a stream header, or a top-level element.

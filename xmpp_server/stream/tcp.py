@@ -4,7 +4,8 @@ An asyncio ``Protocol`` (no task per idle connection) that feeds the bytes it re
 session and gives the session what ``stream.transport.Transport`` promises: writes, closing,
 backpressure and the STARTTLS handshake (server side, or client side when a
 ``server_hostname`` is given). TCP_NODELAY is on: asyncio and uvloop set it on every TCP
-transport they make.
+transport they make. With ``max_output`` set, a peer that lets more than that many bytes wait
+to be written (it stopped reading) gets a policy-violation stream error and is dropped.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 30.0
+OVERFLOW_GRACE = 5.0  # seconds a peer that stopped reading has to take its stream error
 
 
 class TcpTransport(asyncio.Protocol):
     framed = False
 
     def __init__(self, tls: ssl.SSLContext | None, direct_tls: bool = False,
-                 server_hostname: str | None = None) -> None:
+                 server_hostname: str | None = None, max_output: int = 0) -> None:
         self._tls = tls
+        self._max_output = max_output  # 0: unbounded
+        self._overflowed = False
         self._secure = direct_tls
         self._server_hostname = server_hostname
         self._transport: asyncio.Transport | None = None
@@ -86,8 +90,23 @@ class TcpTransport(asyncio.Protocol):
         return obj if isinstance(obj, ssl.SSLObject) else None
 
     def write(self, data: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+            if (self._max_output and not self._overflowed
+                    and transport.get_write_buffer_size() > self._max_output):
+                self._overflow()
+
+    def _overflow(self) -> None:
+        """The peer stopped reading: end its stream the normal way (the session sees a stream
+        error and a lost connection), then drop the connection if it does not take even that."""
+        self._overflowed = True
+        log.info("%s stopped reading: more than %d bytes wait", self._peer_ip, self._max_output)
+        if self.session is not None:
+            self.session.stream_error("policy-violation", "client not reading")
+        else:
+            self.close()
+        asyncio.get_running_loop().call_later(OVERFLOW_GRACE, self.abort)
 
     def close(self) -> None:
         if self._transport is not None:
