@@ -449,8 +449,10 @@ async def test_pushes_to_one_app_server_are_paced(servers: ServerFactory) -> Non
     bob = await connect(server, "bob")
     for body in ("one", "two", "three"):
         send(bob, A, body)
-    # the first at once; the two within the interval together, when it ends
-    assert summary(await app.next())["message-count"] == "1"
+    # the first at once (with what arrived in the same burst); the rest within the interval
+    # together, when it ends
+    first = int(summary(await app.next())["message-count"])
+    assert 1 <= first < 3
     assert summary(await app.next())["message-count"] == "3"
     await bob.close()
     await app.stop()

@@ -39,6 +39,7 @@ errors remove the registration instead.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -104,6 +105,9 @@ class Push(Module):
         self.sender = Sender(host)
         # username -> messages (sender and id) pushed because a detached session got them
         self._pushed: dict[str, set[str]] = {}
+        # username -> the push being prepared: messages arriving meanwhile join it, so a burst
+        # costs one registrations read and one task, not one per message
+        self._preparing: dict[str, tuple[list[Incoming], set[Key], list[bool]]] = {}
 
     def setup(self) -> None:
         self.on_iq("set", "bare", ENABLE, self.enable)
@@ -185,8 +189,7 @@ class Push(Module):
         if bound or everyone:
             assert stanza.to is not None and stanza.to.local is not None
             self._remember(stanza.to.local, stanza.el)
-            self.host.spawn(self._notify(stanza.to.local, [_incoming(msg)], bound, everyone),
-                            name="push-notify")
+            self._soon(stanza.to.local, _incoming(msg), bound, everyone)
 
     def offline(self, stanza: Stanza) -> None:
         """A message about to be stored offline (Prosody pushes at this point too)."""
@@ -197,8 +200,7 @@ class Push(Module):
             assert stanza.to is not None and stanza.to.local is not None
             if self._pushed_before(stanza.to.local, stanza.el):
                 return  # an expired session's unacknowledged message: pushed when it came
-            self.host.spawn(self._notify(stanza.to.local, [_incoming(msg)], set(), True),
-                            name="push-notify")
+            self._soon(stanza.to.local, _incoming(msg), set(), True)
 
     async def detached(self, arg: tuple[Session, Sequence[tuple[float, bytes]]]) -> None:
         """XEP-0198: the connection dropped; what the client never acknowledged is unseen."""
@@ -220,6 +222,26 @@ class Push(Module):
             everyone = not any(not s.detached and not s.closed
                                for s in self.host.sessions.of_user(username))
             await self._notify(username, messages, _bound(session), everyone)
+
+    def _soon(self, username: str, message: Incoming, bound: set[Key], everyone: bool) -> None:
+        """Push ``message`` with whatever else arrives for the user before the push goes."""
+        preparing = self._preparing.get(username)
+        if preparing is not None:
+            messages, all_bound, flags = preparing
+            messages.append(message)
+            all_bound |= bound
+            flags[0] = flags[0] or everyone
+            return
+        self._preparing[username] = ([message], set(bound), [everyone])
+        self.host.spawn(self._prepared(username), name="push-notify")
+
+    async def _prepared(self, username: str) -> None:
+        await asyncio.sleep(0)  # the rest of this burst joins
+        messages, bound, flags = self._preparing[username]
+        try:
+            await self._notify(username, messages, bound, flags[0])
+        finally:
+            del self._preparing[username]
 
     async def _notify(self, username: str, messages: list[Incoming], bound: set[Key],
                       everyone: bool) -> None:
