@@ -16,12 +16,12 @@ from lxml import etree
 
 from storage import Storage
 from xmpp_server.accounts import Accounts
+from xmpp_server.auth_throttle import AuthThrottle
 from xmpp_server.config import Config
 from xmpp_server.events import Events
 from xmpp_server.jid import JID
 from xmpp_server.routing.router import Router
 from xmpp_server.routing.sessions import SessionRegistry
-from xmpp_server.throttle import Throttle, Throttles
 
 if TYPE_CHECKING:
     from xmpp_server.modules.base import Module
@@ -43,12 +43,7 @@ class Host:
         self.sessions = SessionRegistry(self.domain, config.limits.max_resources_per_user)
         self.router = Router(self.domain, self.events, self.sessions)
         self.accounts = Accounts(storage, config.auth.scram_iterations)
-        auth = config.auth
-        # Failed logins (RFC 6120 §13.3 "brute force"): per client address and per account.
-        self.auth_throttle = Throttles(
-            ip=Throttle(auth.max_failures_per_ip, auth.failure_window, auth.lockout),
-            user=Throttle(auth.max_failures_per_account, auth.failure_window, auth.lockout),
-        )
+        self.auth_throttle = AuthThrottle(config.auth)  # RFC 6120 §13.3 "brute force"
         self.secret = secrets.token_bytes(32)
         self.ssl_context: ssl.SSLContext | None = None
         self.tls_cert_der: bytes | None = None

@@ -169,7 +169,7 @@ async def test_bad_requests_get_sasl_errors(alice_server):
 
 async def test_login_flood_is_throttled_and_others_keep_working(servers):
     server = await servers.start(modules=MODULES, auth={"max_failures_per_account": 3,
-                                                         "max_failures_per_ip": 1000})
+                                                         "max_failed_accounts_per_ip": 1000})
     await server.host.accounts.create("alice", "wonderland")
     bob = await connect(server, "bob")
 
@@ -214,3 +214,4 @@ async def test_slixmpp_login_and_bind_conflict_gets_new_resource(alice_server):
     assert first.is_connected()
     await first.close()
     await second.close()
+
