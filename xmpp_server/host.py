@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import ssl
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -35,16 +34,16 @@ Refusal = Callable[[str, JID], bool]  # (username, sender) -> whether it is refu
 
 
 class Host:
-    def __init__(self, config: Config, storage: Storage) -> None:
+    def __init__(self, config: Config, storage: Storage, auth_secret: bytes | None = None) -> None:
         self.config = config
         self.domain = config.server.domain
         self.storage = storage
         self.events = Events()
         self.sessions = SessionRegistry(self.domain, config.limits.max_resources_per_user)
         self.router = Router(self.domain, self.events, self.sessions)
-        self.accounts = Accounts(storage, config.auth.scram_iterations)
+        # auth_secret: of ``accounts.load_secret``, for the made-up salts of unknown accounts.
+        self.accounts = Accounts(storage, config.auth.scram_iterations, secret=auth_secret)
         self.auth_throttle = AuthThrottle(config.auth)  # RFC 6120 §13.3 "brute force"
-        self.secret = secrets.token_bytes(32)
         self.ssl_context: ssl.SSLContext | None = None
         self.tls_cert_der: bytes | None = None
         self.fast_key: FastKey | None = None  # XEP-0484 sealing key (``stream/fast_key.py``)

@@ -52,6 +52,7 @@ class AuthConfig(Section):
     max_refused_per_ip: Positive = 100  # exchanges ended unchecked (aborted, refused, malformed)
     failure_window: Positive = 300  # seconds
     known_address_ttl: Positive = 2592000  # seconds a login exempts (account, address): 30 days
+    secret_file: str = ""  # key of unknown accounts' made-up salts; empty: <data_dir>/auth.key
 
     @field_validator("mechanisms")
     @classmethod

@@ -9,15 +9,12 @@ tls-exporter (RFC 9266), tls-server-end-point (RFC 5929) and, on TLS 1.2, tls-un
 per XEP-0440; the server-first-message carries the XEP-0474 downgrade-protection hash.
 PLAIN is offered only on encrypted streams unless ``c2s.require_tls`` is off. Every exchange
 is booked with the login throttle (``auth_throttle.py``); unknown accounts fail exactly like
-wrong passwords.
+wrong passwords, with made-up credentials (``Accounts.decoy``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -130,17 +127,16 @@ class Scram(SaslMechanism):
             return Step("failure", condition="malformed-request")
         if (refused := self.refusal(username, authzid)) is not None:
             return refused
-        host = self.session.host
-        creds = await host.accounts.credentials(username, self.name.removesuffix("-PLUS"))
+        accounts = self.session.host.accounts
+        mechanism = self.name.removesuffix("-PLUS")
+        creds = await accounts.credentials(username, mechanism)
         if creds is None:
             # Unknown account: go through the motions with made-up keys (no enumeration).
             self.decoy = True
-            salt = hmac.new(host.secret, username.encode(), hashlib.sha256).digest()[:16]
-            keys = (salt, 4096, secrets.token_bytes(32), secrets.token_bytes(32))
-        else:
-            keys = (creds.salt, creds.iterations, creds.stored_key, creds.server_key)
+            creds = accounts.decoy(username, mechanism)
         self.username = username
-        self.server = ScramServer(self.name, *keys, bindings=bindings(self.session),
+        self.server = ScramServer(self.name, creds.salt, creds.iterations, creds.stored_key,
+                                  creds.server_key, bindings=bindings(self.session),
                                   ssdp=downgrade_protection(self.session))
         try:
             return Step("challenge", self.server.client_first(client_first).encode())
