@@ -13,8 +13,9 @@ old-client the SASL sequence of slixmpp 1.8.3 over TLS 1.3 (SCRAM-SHA-256-PLUS a
            with tls-unique, refused; SCRAM-SHA-256 and -SHA-1 with gs2 flag 'y', refused;
            PLAIN, right password), 8 logins in a row; prints how many succeed.
 plain      PLAIN with a wrong password for an existing account vs an unknown account, N of
-           each (every one from its own 127.0.1.x address, on its own account: no throttle);
-           prints the medians, client side, from <auth/> to <failure/>.
+           each (every one from its own 127.0.1.x address, on its own account: no throttle;
+           in turns, each kind first every other time); prints the medians, client side, from
+           <auth/> to <failure/>.
 
     python3 bench/auth_probe.py            # every probe
     python3 bench/auth_probe.py plain -n 60
@@ -215,7 +216,8 @@ async def plain(tmp: Path, n: int) -> tuple[float, float]:
         times: dict[str, list[float]] = {"wrong": [], "unknown": []}
         for i in range(n):
             source = f"127.0.1.{i % 250 + 1}"
-            for kind, user in (("wrong", f"real{i}"), ("unknown", f"ghost{i}")):
+            pair = [("wrong", f"real{i}"), ("unknown", f"ghost{i}")]
+            for kind, user in pair if i % 2 else pair[::-1]:  # neither always goes first
                 conn = await Conn.open(server, source)
                 try:
                     start_t = time.perf_counter()

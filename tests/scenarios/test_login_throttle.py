@@ -108,6 +108,21 @@ async def test_sasl2_proofs_sent_together_cannot_pass_the_address_limit(servers:
     assert sorted(results) == ["not-authorized"] * 10 + ["temporary-auth-failure"] * 3
 
 
+async def test_fast_tokens_sent_together_cannot_pass_the_address_limit(servers: Any) -> None:
+    server = await servers.start(modules=MODULES)
+    names = await accounts(server, 13)
+
+    async def guess(name: str) -> str:
+        client = await Sasl2Client.connect(server)
+        try:
+            return condition(await client.fast("secret-token:fast-guessed", name))
+        finally:
+            await client.close()
+
+    results = await asyncio.gather(*(guess(name) for name in names))
+    assert sorted(results) == ["not-authorized"] * 10 + ["temporary-auth-failure"] * 3
+
+
 async def test_the_limit_holds_at_the_proof_of_an_exchange_opened_before_it(
         servers: Any) -> None:
     """Weak passwords behind 10 wrong guesses are not found, however early their exchanges
