@@ -223,3 +223,16 @@ async def test_an_address_failing_on_many_accounts_keeps_only_its_known_ones(
     assert await scram(server, "dave", "d-pass", NAT) == "temporary-auth-failure"
     assert await scram(server, "carol", "c-pass", NAT) == "success"
     assert await scram(server, "dave", "d-pass", "127.0.0.3") == "success"
+
+
+async def test_an_account_is_slowed_not_locked(servers: Any) -> None:
+    """Its failures leave the window one by one: guesses are held to so many per window, and
+    an address refused a moment ago is answered again once the oldest failure has left."""
+    server = await servers.start(modules=MODULES, auth={"max_failures_per_account": 2,
+                                                        "failure_window": 1})
+    await server.host.accounts.create("alice", "wonderland")
+    guesses = [await plain(server, "alice", f"guess{i}", NAT) for i in range(3)]
+    assert guesses == ["not-authorized", "not-authorized", "temporary-auth-failure"]
+    assert await plain(server, "alice", "wonderland", "127.0.0.3") == "temporary-auth-failure"
+    await asyncio.sleep(1.2)
+    assert await plain(server, "alice", "wonderland", "127.0.0.3") == "success"
