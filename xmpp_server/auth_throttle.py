@@ -175,12 +175,14 @@ class Attempt:
             t.spread.add(ip, username)
         return True
 
-    def succeeded(self) -> None:
-        """The credential was right: its failure is taken back, and the address is known."""
+    def succeeded(self, known: bool = True) -> None:
+        """The credential was right: its failure is taken back, and the address becomes known
+        for the account (unless not ``known``: a right but expired FAST token, no login)."""
         t = self._throttle
         pair = self._pair()
         for throttle, key, stamp in self._counted:
             throttle.withdraw(key, stamp)
         self._counted.clear()
         t.spread.discard(self.ip, pair[0])
-        t.known.add(pair)
+        if known:
+            t.known.add(pair)

@@ -7,9 +7,12 @@ Clients come from several loopback addresses (127.0.0.x): the server tells them 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from storage.fast_tokens import NEW, FastToken
 from tests.scenarios.test_auth import TlsRaw, _b64
 from tests.support.sasl2_client import Sasl2Client, condition
 from tests.support.scram_client import ScramClient
@@ -236,3 +239,23 @@ async def test_an_account_is_slowed_not_locked(servers: Any) -> None:
     assert await plain(server, "alice", "wonderland", "127.0.0.3") == "temporary-auth-failure"
     await asyncio.sleep(1.2)
     assert await plain(server, "alice", "wonderland", "127.0.0.3") == "success"
+
+
+async def test_an_expired_fast_token_is_no_guess(servers: Any) -> None:
+    """The right token, expired: the client falls back to its password, which must work."""
+    server = await servers.start(modules=MODULES, auth={"max_failures_per_account": 1})
+    assert server.host is not None and server.host.fast_key is not None
+    await server.host.accounts.create("alice", "secret")
+    token = "secret-token:fast-" + "x" * 64
+    then = datetime.now(UTC) - timedelta(days=30)
+    client = hashlib.sha256(b"old-phone").hexdigest()
+    sealed = server.host.fast_key.seal("alice", client, NEW, hashlib.sha256(token.encode())
+                                       .digest())
+    await server.host.storage.fast_tokens.issue(FastToken(
+        "alice", client, NEW, "HT-SHA-256-NONE", sealed, then, then + timedelta(days=14)))
+    phone = await Sasl2Client.connect(server)
+    try:
+        assert condition(await phone.fast(token, client_id="old-phone")) == "credentials-expired"
+    finally:
+        await phone.close()
+    assert await scram(server, "alice", "secret", "127.0.0.3") == "success"

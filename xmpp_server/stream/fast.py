@@ -141,7 +141,9 @@ class HashedToken(SaslMechanism):
                 continue
             if token.expires_at <= now:
                 await repo.delete(token)
-                return self.failed(username, "credentials-expired", "the token has expired")
+                self.attempt.succeeded(known=False)  # the right token: no guess
+                return Step("failure", username=username, condition="credentials-expired",
+                            text="the token has expired")
             current = key.seal(username, self.client, CURRENT, secret)
             if not await repo.accept(token, self.count, current):
                 return self.failed(username, text="this count was used with the token already")
