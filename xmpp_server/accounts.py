@@ -13,6 +13,14 @@ entry.
 
 A password change also revokes the account's FAST login tokens; removing the account removes
 them with the rest of its data.
+
+Nobody may tell from a failed login whether the account exists. An unknown account gets made-up
+SCRAM credentials (``decoy``): a salt derived per mechanism from the username and a secret kept
+outside the database (``auth.secret_file``, ``keyfile.py``), so it is the same at every start and
+on every node, and differs between SCRAM-SHA-1 and SCRAM-SHA-256 as real salts do; the
+configured iteration count. A PLAIN login for an unknown account derives keys from those
+credentials as it would for a real one, so it costs the same. ``derivations`` counts the key
+derivations of logins.
 """
 
 from __future__ import annotations
@@ -22,15 +30,31 @@ import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import scramp
 
 from storage import ScramCredentials, Storage, UserExists
+from xmpp_server import keyfile
 from xmpp_server.errors import JIDError, StanzaError
 from xmpp_server.jid import prep_localpart
 
+if TYPE_CHECKING:
+    from xmpp_server.config import Config
+
 MECHANISMS = ("SCRAM-SHA-1", "SCRAM-SHA-256")
 PLAIN_MECHANISM = "SCRAM-SHA-1"  # the keys PLAIN logins are checked against
+SECRET_SIZE = 32
+_DIGEST_SIZE = {"SCRAM-SHA-1": 20, "SCRAM-SHA-256": 32}
+
+
+def load_secret(config: Config) -> bytes:
+    """The key of ``auth.secret_file`` (empty: ``<data_dir>/auth.key``), made once."""
+    configured = config.auth.secret_file
+    path = (Path(configured).expanduser() if configured
+            else Path(config.server.data_dir) / "auth.key")
+    return keyfile.load(path, SECRET_SIZE, "auth.secret_file")
 
 
 def _plain_salt(creds: list[ScramCredentials]) -> bytes:
@@ -100,10 +124,13 @@ class VerifiedPasswords:
 
 class Accounts:
     def __init__(self, storage: Storage, iterations: int = 4096,
-                 cache_size: int = 50_000) -> None:
+                 cache_size: int = 50_000, secret: bytes | None = None) -> None:
         self.storage = storage
         self.iterations = iterations
         self.verified = VerifiedPasswords(cache_size)
+        # Keys the decoy salts; a random one serves where no login is answered (the CLI).
+        self._secret = secret if secret is not None else secrets.token_bytes(SECRET_SIZE)
+        self.derivations = 0  # key derivations to check passwords (PLAIN), real or decoy
 
     @staticmethod
     def username(raw: str) -> str:
@@ -135,17 +162,31 @@ class Accounts:
     async def credentials(self, username: str, mechanism: str) -> ScramCredentials | None:
         return await self.storage.users.get_credentials(username, mechanism)
 
+    def decoy(self, username: str, mechanism: str) -> ScramCredentials:
+        """Made-up credentials of an unknown account: the same salt every time, no key that
+        any password derives."""
+        label = b"\0".join((b"xmppd decoy salt", mechanism.encode(), username.encode()))
+        salt = hmac.new(self._secret, label, hashlib.sha256).digest()[:16]
+        size = _DIGEST_SIZE[mechanism]
+        return ScramCredentials(mechanism, salt, self.iterations, secrets.token_bytes(size),
+                                secrets.token_bytes(size))
+
     async def verify_password(self, username: str, password: str) -> bool:
         creds = await self.storage.users.get_credentials(username, PLAIN_MECHANISM)
-        if creds is None:
-            return False
         try:
             password = valid_password(password)
         except StanzaError:
             return False
+        if creds is None:
+            # As much work as a wrong password for a real account (no account discovery).
+            self.derivations += 1
+            await asyncio.to_thread(check_password, password,
+                                    self.decoy(username, PLAIN_MECHANISM))
+            return False
         # The salt is part of the MAC: new credentials (set elsewhere) never match old entries.
         if self.verified.check(username, creds.salt, password):
             return True
+        self.derivations += 1
         if not await asyncio.to_thread(check_password, password, creds):
             return False
         self.verified.remember(username, creds.salt, password)

@@ -16,13 +16,13 @@ from lxml import etree
 
 from storage import Storage
 from xmpp_server.accounts import Accounts
+from xmpp_server.auth_throttle import AuthThrottle
 from xmpp_server.config import Config
 from xmpp_server.events import Events
 from xmpp_server.jid import JID
 from xmpp_server.routing.router import Router
 from xmpp_server.routing.sessions import SessionRegistry
 from xmpp_server.stream.peers import ConnectionsPerAddress
-from xmpp_server.throttle import Throttle, Throttles
 
 if TYPE_CHECKING:
     from xmpp_server.modules.base import Module
@@ -44,22 +44,17 @@ class Backlog(Protocol):
 
 
 class Host:
-    def __init__(self, config: Config, storage: Storage) -> None:
+    def __init__(self, config: Config, storage: Storage, auth_secret: bytes | None = None) -> None:
         self.config = config
         self.domain = config.server.domain
         self.storage = storage
         self.events = Events()
         self.sessions = SessionRegistry(self.domain, config.limits.max_resources_per_user)
         self.router = Router(self.domain, self.events, self.sessions)
-        self.accounts = Accounts(storage, config.auth.scram_iterations)
-        auth = config.auth
-        # Failed logins (RFC 6120 §13.3 "brute force"): per client address and per account.
-        self.auth_throttle = Throttles(
-            ip=Throttle(auth.max_failures_per_ip, auth.failure_window, auth.lockout),
-            user=Throttle(auth.max_failures_per_account, auth.failure_window, auth.lockout),
-        )
+        # auth_secret: of ``accounts.load_secret``, for the made-up salts of unknown accounts.
+        self.accounts = Accounts(storage, config.auth.scram_iterations, secret=auth_secret)
+        self.auth_throttle = AuthThrottle(config.auth)  # RFC 6120 §13.3 "brute force"
         self.peers = ConnectionsPerAddress(config.c2s.max_connections_per_ip)
-        self.secret = secrets.token_bytes(32)
         self.ssl_context: ssl.SSLContext | None = None
         self.tls_cert_der: bytes | None = None
         self.fast_key: FastKey | None = None  # XEP-0484 sealing key (``stream/fast_key.py``)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from storage import Storage, open_storage
 from xmpp_server import fdlimits
+from xmpp_server.accounts import load_secret as load_auth_secret
 from xmpp_server.config import Config
 from xmpp_server.federation.component import ComponentListener
 from xmpp_server.federation.manager import Federation
@@ -52,7 +53,7 @@ class Server:
         fdlimits.raise_nofile_limit()
         self._accept_errors.install(asyncio.get_running_loop())
         self.storage = await open_storage(config.storage.url)
-        host = self.host = Host(config, self.storage)
+        host = self.host = Host(config, self.storage, load_auth_secret(config))
         cert, key = certificates.ensure_certificate(
             config.tls, Path(config.server.data_dir), host.domain,
             extra_names=[config.muc.domain, config.upload.domain],

@@ -169,7 +169,7 @@ async def test_bad_requests_get_sasl_errors(alice_server):
 
 async def test_login_flood_is_throttled_and_others_keep_working(servers):
     server = await servers.start(modules=MODULES, auth={"max_failures_per_account": 3,
-                                                         "max_failures_per_ip": 1000})
+                                                         "max_failed_accounts_per_ip": 1000})
     await server.host.accounts.create("alice", "wonderland")
     bob = await connect(server, "bob")
 
@@ -214,3 +214,50 @@ async def test_slixmpp_login_and_bind_conflict_gets_new_resource(alice_server):
     assert first.is_connected()
     await first.close()
     await second.close()
+
+
+async def _server_first(server, user, mechanism):  # type: ignore[no-untyped-def]
+    """The attributes of the server-first-message SCRAM answers for ``user``."""
+    raw = await TlsRaw.open_tls(server)
+    try:
+        await raw.features()
+        reply = await raw.sasl(mechanism, ScramClient(mechanism, user, "x").first())
+        return dict(part.split("=", 1) for part in _b64(reply, b"challenge").decode().split(","))
+    finally:
+        await raw.close()
+
+
+async def test_unknown_accounts_get_salts_like_real_ones(servers):
+    """Made-up salts: stable across a restart, one per mechanism, the configured iterations,
+    as a real account's are; so a probe cannot tell which accounts exist."""
+    server = await servers.start(modules=MODULES, auth={"scram_iterations": 5000})
+    await server.host.accounts.create("alice", "wonderland")
+    mechs = ("SCRAM-SHA-1", "SCRAM-SHA-256")
+    before = {m: await _server_first(server, "nobody", m) for m in mechs}
+    real = {m: await _server_first(server, "alice", m) for m in mechs}
+    await servers.stop(server)
+    server = await servers.start(modules=MODULES, auth={"scram_iterations": 5000})
+    after = {m: await _server_first(server, "nobody", m) for m in mechs}
+    again = {m: await _server_first(server, "alice", m) for m in mechs}
+    for mechanism in mechs:
+        assert after[mechanism]["s"] == before[mechanism]["s"]  # the secret is in the data dir
+        assert again[mechanism]["s"] == real[mechanism]["s"]
+        assert before[mechanism]["i"] == real[mechanism]["i"] == "5000"
+        assert len(base64.b64decode(before[mechanism]["s"])) == len(
+            base64.b64decode(real[mechanism]["s"]))
+    assert before["SCRAM-SHA-1"]["s"] != before["SCRAM-SHA-256"]["s"]
+    assert real["SCRAM-SHA-1"]["s"] != real["SCRAM-SHA-256"]["s"]
+    assert before["SCRAM-SHA-256"]["s"] != (await _server_first(server, "nobody2",
+                                                                "SCRAM-SHA-256"))["s"]
+
+
+@pytest.mark.parametrize(("user", "password"), [("alice", "wrong"), ("nobody", "wonderland")],
+                         ids=["wrong-password", "unknown-user"])
+async def test_plain_failures_cost_one_key_derivation(alice_server, user, password):
+    accounts = alice_server.host.accounts
+    before = accounts.derivations
+    raw = await TlsRaw.open_tls(alice_server)
+    await raw.features()
+    assert b"<not-authorized/>" in await raw.sasl("PLAIN", f"\0{user}\0{password}".encode())
+    await raw.close()
+    assert accounts.derivations == before + 1

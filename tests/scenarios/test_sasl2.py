@@ -141,7 +141,7 @@ async def test_failures_look_alike(server: Server, user: str, password: str) -> 
 
 async def test_failed_logins_are_throttled_per_account(servers: Any) -> None:
     server = await servers.start(auth={"max_failures_per_account": 2,
-                                       "max_failures_per_ip": 1000})
+                                       "max_failed_accounts_per_ip": 1000})
     await server.host.accounts.create("alice", "secret")
 
     async def attempt(password: str) -> str:

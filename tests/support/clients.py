@@ -126,13 +126,15 @@ class RawClient:
         return cls(reader, writer)
 
     @classmethod
-    async def open_tls(cls, server: Server) -> Self:
-        """Direct TLS (XEP-0368), the server's certificate unchecked."""
+    async def open_tls(cls, server: Server, source: str = "127.0.0.1") -> Self:
+        """Direct TLS (XEP-0368), the server's certificate unchecked; from the loopback
+        address ``source`` (the server tells clients apart by address)."""
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", server.direct_tls_port, ssl=ctx, server_hostname="localhost")
+            "127.0.0.1", server.direct_tls_port, ssl=ctx, server_hostname="localhost",
+            local_addr=(source, 0))
         return cls(reader, writer)
 
     def header(self, domain: str = "localhost", frm: str | None = None) -> bytes:

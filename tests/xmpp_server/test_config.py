@@ -43,8 +43,9 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     assert cfg.auth.mechanisms == list(AUTH_MECHANISMS)
     assert cfg.auth.scram_iterations == 4096
-    assert (cfg.auth.max_failures_per_ip, cfg.auth.max_failures_per_account) == (10, 5)
-    assert (cfg.auth.failure_window, cfg.auth.lockout) == (300, 60)
+    assert (cfg.auth.max_failures_per_account, cfg.auth.max_failed_accounts_per_ip) == (5, 10)
+    assert (cfg.auth.max_refused_per_ip, cfg.auth.failure_window) == (100, 300)
+    assert (cfg.auth.known_address_ttl, cfg.auth.secret_file) == (2592000, "")
     assert cfg.muc.domain == "conference.localhost"
     assert cfg.upload.domain == "upload.localhost"
     assert cfg.upload.max_size == 10485760

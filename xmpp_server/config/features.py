@@ -46,10 +46,13 @@ class RegistrationConfig(Section):
 class AuthConfig(Section):
     mechanisms: list[str] = Field(default_factory=lambda: list(AUTH_MECHANISMS))
     scram_iterations: Positive = 4096
-    max_failures_per_ip: Positive = 10
-    max_failures_per_account: Positive = 5
+    # Login throttling (``xmpp_server/auth_throttle.py``), all counted over failure_window:
+    max_failures_per_account: Positive = 5  # wrong credentials for one account
+    max_failed_accounts_per_ip: Positive = 10  # different accounts failing from one address
+    max_refused_per_ip: Positive = 100  # exchanges ended unchecked (aborted, refused, malformed)
     failure_window: Positive = 300  # seconds
-    lockout: Positive = 60  # seconds
+    known_address_ttl: Positive = 2592000  # seconds a login exempts (account, address): 30 days
+    secret_file: str = ""  # key of unknown accounts' made-up salts; empty: <data_dir>/auth.key
 
     @field_validator("mechanisms")
     @classmethod

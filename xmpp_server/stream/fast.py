@@ -46,6 +46,7 @@ from xmpp_server.stream import mechanisms
 from xmpp_server.stream.mechanisms import SaslMechanism, Step
 
 if TYPE_CHECKING:
+    from xmpp_server.auth_throttle import Attempt
     from xmpp_server.stream.session import Session
 
 log = logging.getLogger(__name__)
@@ -98,9 +99,9 @@ def _hmac(secret: bytes, label: bytes, cb: bytes) -> bytes:
 class HashedToken(SaslMechanism):
     """One HT-SHA-256-* exchange (draft-schmaus-kitten-sasl-ht §3): one message each way."""
 
-    def __init__(self, session: Session, name: str, client_id: str, count: int | None,
-                 invalidate: bool) -> None:
-        super().__init__(session)
+    def __init__(self, session: Session, attempt: Attempt, name: str, client_id: str,
+                 count: int | None, invalidate: bool) -> None:
+        super().__init__(session, attempt)
         self.name = name
         self.client = client_key(client_id)
         self.count = count
@@ -115,14 +116,16 @@ class HashedToken(SaslMechanism):
             username = prep_localpart(authcid.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, JIDError):
             return Step("failure", condition="malformed-request")
+        if (refused := self.refusal(username)) is not None:
+            return refused
         session = self.session
         host = session.host
-        if mechanisms.begin_attempt(host, username):
-            return mechanisms.throttled()
         kind = HT[self.name]
         cb = b"" if kind is None else mechanisms.bindings(session).get(kind)
         if cb is None:
             return Step("failure", condition="malformed-request")
+        if not self.attempt.check():
+            return mechanisms.throttled()
         key = host.fast_key
         assert key is not None  # offered() said so
         repo = host.storage.fast_tokens
@@ -138,22 +141,22 @@ class HashedToken(SaslMechanism):
                 continue
             if token.expires_at <= now:
                 await repo.delete(token)
+                self.attempt.succeeded(known=False)  # the right token: no guess
                 return Step("failure", username=username, condition="credentials-expired",
                             text="the token has expired")
             current = key.seal(username, self.client, CURRENT, secret)
             if not await repo.accept(token, self.count, current):
-                return Step("failure", username=username,
-                            text="this count was used with the token already")
+                return self.failed(username, text="this count was used with the token already")
             if self.invalidate:
                 await repo.revoke(username, self.client)  # §6: logged out
             else:
                 age = (now - token.issued_at).total_seconds()
                 self.rotate = age >= host.config.c2s.fast_token_rotation
-            return Step("success", _hmac(secret, b"Responder", cb), username=username)
-        return Step("failure", username=username)
+            return self.succeeded(username, _hmac(secret, b"Responder", cb))
+        return self.failed(username)
 
 
-def make(session: Session, name: str, client_id: str,
+def make(session: Session, name: str, attempt: Attempt, client_id: str,
          fast: etree._Element) -> HashedToken | None:
     """The mechanism of a login with <fast/>; None if ``name`` is no FAST mechanism here.
 
@@ -168,7 +171,7 @@ def make(session: Session, name: str, client_id: str,
             raise ValueError("'count' must be a positive integer")
         count = int(raw)
     invalidate = fast.get("invalidate") in ("1", "true")
-    return HashedToken(session, name, client_id, count, invalidate)
+    return HashedToken(session, attempt, name, client_id, count, invalidate)
 
 
 async def grant(session: Session, username: str, client_id: str | None, wanted: str | None,

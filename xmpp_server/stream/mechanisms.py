@@ -7,16 +7,14 @@ token mechanisms of XEP-0484 FAST live in ``fast.py`` on the same interface.
 SCRAM (``scram.py``) runs on the salted keys of the account. Channel binding uses
 tls-exporter (RFC 9266), tls-server-end-point (RFC 5929) and, on TLS 1.2, tls-unique, announced
 per XEP-0440; the server-first-message carries the XEP-0474 downgrade-protection hash.
-PLAIN is offered only on encrypted streams unless ``c2s.require_tls`` is off. Failures are
-throttled per IP and per account; unknown accounts fail exactly like wrong passwords.
+PLAIN is offered only on encrypted streams unless ``c2s.require_tls`` is off. Every exchange
+is booked with the login throttle (``auth_throttle.py``); unknown accounts fail exactly like
+wrong passwords, with made-up credentials (``Accounts.decoy``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,7 +24,7 @@ from xmpp_server.stream.channel_binding import available_channel_bindings, chann
 from xmpp_server.stream.scram import ScramError, ScramServer
 
 if TYPE_CHECKING:
-    from xmpp_server.host import Host
+    from xmpp_server.auth_throttle import Attempt
     from xmpp_server.stream.session import Session
 
 log = logging.getLogger(__name__)
@@ -46,16 +44,41 @@ class Step:
 
 
 class SaslMechanism:
+    """A mechanism's exchange; its ``attempt`` books it with the login throttle (see
+    ``auth_throttle.py``): ``refusal`` once the account is named, ``attempt.check()`` right
+    before the credential is checked, ``succeeded``/``failed`` with the verdict."""
+
     name = ""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, attempt: Attempt) -> None:
         self.session = session
+        self.attempt = attempt
 
     async def start(self, initial: bytes | None) -> Step:
         raise NotImplementedError
 
     async def step(self, response: bytes) -> Step:
         return Step("failure", condition="malformed-request")
+
+    def refusal(self, username: str, authzid: str = "") -> Step | None:
+        """The failure that ends the exchange before anything is looked up, if any: an
+        authorization identity other than the account's own (RFC 6120 §6.3.8), or the
+        throttle's refusal to check this account's credentials from this address now."""
+        if authzid and authzid != f"{username}@{self.session.host.domain}":
+            return Step("failure", condition="invalid-authzid")
+        if not self.attempt.begin(username):
+            return throttled()
+        return None
+
+    def succeeded(self, username: str, data: bytes | None = None) -> Step:
+        self.attempt.succeeded()
+        return Step("success", data, username=username)
+
+    def failed(self, username: str, condition: str = "not-authorized",
+               text: str | None = None) -> Step:
+        """A credential was checked and is wrong (it stays counted by the throttle)."""
+        log.info("authentication failed for %r from %s", username, self.attempt.ip)
+        return Step("failure", username=username, condition=condition, text=text)
 
 
 class Plain(SaslMechanism):
@@ -74,23 +97,24 @@ class Plain(SaslMechanism):
             username = prep_localpart(authcid)
         except (UnicodeDecodeError, ValueError, JIDError):
             return Step("failure", condition="malformed-request")
-        host = self.session.host
-        if (refused := refusal(host, username, authzid)) is not None:
+        if (refused := self.refusal(username, authzid)) is not None:
             return refused
-        if await host.accounts.verify_password(username, password):
-            return Step("success", username=username)
-        return Step("failure", username=username)
+        if not self.attempt.check():
+            return throttled()
+        if await self.session.host.accounts.verify_password(username, password):
+            return self.succeeded(username)
+        return self.failed(username)
 
 
 class Scram(SaslMechanism):
     """RFC 5802 / RFC 7677, with channel binding for the -PLUS variants."""
 
-    def __init__(self, session: Session, name: str) -> None:
-        super().__init__(session)
+    def __init__(self, session: Session, attempt: Attempt, name: str) -> None:
+        super().__init__(session, attempt)
         self.name = name
         self.server: ScramServer | None = None
         self.username: str | None = None
-        self.fake = False
+        self.decoy = False
 
     async def start(self, initial: bytes | None) -> Step:
         if not initial:
@@ -101,60 +125,43 @@ class Scram(SaslMechanism):
             username = prep_localpart(raw_name)
         except (UnicodeDecodeError, ScramError, JIDError):
             return Step("failure", condition="malformed-request")
-        host = self.session.host
-        if (refused := refusal(host, username, authzid)) is not None:
+        if (refused := self.refusal(username, authzid)) is not None:
             return refused
-        creds = await host.accounts.credentials(username, self.name.removesuffix("-PLUS"))
+        accounts = self.session.host.accounts
+        mechanism = self.name.removesuffix("-PLUS")
+        creds = await accounts.credentials(username, mechanism)
         if creds is None:
             # Unknown account: go through the motions with made-up keys (no enumeration).
-            self.fake = True
-            salt = hmac.new(host.secret, username.encode(), hashlib.sha256).digest()[:16]
-            keys = (salt, 4096, secrets.token_bytes(32), secrets.token_bytes(32))
-        else:
-            keys = (creds.salt, creds.iterations, creds.stored_key, creds.server_key)
+            self.decoy = True
+            creds = accounts.decoy(username, mechanism)
         self.username = username
-        self.server = ScramServer(self.name, *keys, bindings=bindings(self.session),
+        self.server = ScramServer(self.name, creds.salt, creds.iterations, creds.stored_key,
+                                  creds.server_key, bindings=bindings(self.session),
                                   ssdp=downgrade_protection(self.session))
         try:
             return Step("challenge", self.server.client_first(client_first).encode())
         except ScramError as exc:
+            # Refused before any proof: not a guess (the throttle counts it as unchecked).
             log.debug("SCRAM client-first refused: %s", exc)
             return Step("failure", username=username)
 
     async def step(self, response: bytes) -> Step:
-        if self.server is None:
+        if self.server is None or self.username is None:
             return Step("failure", condition="malformed-request")
         try:
-            final = self.server.client_final(response.decode("utf-8")).encode()
+            auth_message, proof = self.server.parse_final(response.decode("utf-8"))
         except (ScramError, UnicodeDecodeError) as exc:
             log.debug("SCRAM client-final refused: %s", exc)
             return Step("failure", username=self.username)
-        if self.fake:
-            return Step("failure", username=self.username)
-        return Step("success", final, username=self.username)
-
-
-# -- throttling (RFC 6120 §13.3 "brute force"), shared by every mechanism ---------------------
-
-def refusal(host: Host, username: str, authzid: str) -> Step | None:
-    """The failure that ends a password exchange before the keys are looked at, if any: an
-    authorization identity other than the account's own (RFC 6120 §6.3.8), or a locked account.
-    Otherwise the attempt is begun (``begin_attempt``) and None returned."""
-    if authzid and authzid != f"{username}@{host.domain}":
-        return Step("failure", condition="invalid-authzid")
-    if begin_attempt(host, username):
-        return throttled()
-    return None
-
-
-def begin_attempt(host: Host, username: str) -> bool:
-    """Count the attempt as failed until it succeeds, so that concurrent guesses cannot
-    all pass the check before the first one fails. True when the account is locked."""
-    key = "user:" + username
-    if host.auth_throttle.blocked(key):
-        return True
-    host.auth_throttle.failure(key)
-    return False
+        if not self.attempt.check():
+            return throttled()
+        try:
+            final = self.server.verify(auth_message, proof).encode()
+        except ScramError:
+            return self.failed(self.username)
+        if self.decoy:  # no proof matches random keys; never let one through
+            return self.failed(self.username)
+        return self.succeeded(self.username, final)
 
 
 def throttled() -> Step:
@@ -162,28 +169,11 @@ def throttled() -> Step:
                 text="too many failed attempts, try again later")
 
 
-def ip_blocked(session: Session) -> bool:
-    return session.host.auth_throttle.blocked("ip:" + session.transport.peer_ip)
-
-
 def count_failure(session: Session) -> None:
     """A <failure/> was sent, in either framing: the stream ends after MAX_ATTEMPTS."""
     session.sasl_failures += 1
     if session.sasl_failures >= MAX_ATTEMPTS:
         session.stream_error("policy-violation", "too many failed authentication attempts")
-
-
-def record(session: Session, step: Step) -> None:
-    """Book the outcome of an exchange with the throttles, whatever the framing."""
-    throttle = session.host.auth_throttle
-    if step.kind == "success":
-        assert step.username is not None
-        throttle.success("user:" + step.username)
-    elif step.kind == "failure" and step.condition in ("not-authorized",
-                                                       "temporary-auth-failure"):
-        throttle.failure("ip:" + session.transport.peer_ip)
-        log.info("authentication failed for %r from %s", step.username,
-                 session.transport.peer_ip)
 
 
 # -- what a stream offers ---------------------------------------------------------------------
@@ -238,8 +228,8 @@ def downgrade_protection(session: Session) -> bytes:
     return text.encode()
 
 
-def make(session: Session, name: str) -> SaslMechanism | None:
+def make(session: Session, name: str, attempt: Attempt) -> SaslMechanism | None:
     """The password mechanism ``name``, if this stream offers it."""
     if name not in offered(session):
         return None
-    return Plain(session) if name == "PLAIN" else Scram(session, name)
+    return Plain(session, attempt) if name == "PLAIN" else Scram(session, attempt, name)

@@ -1,7 +1,8 @@
 """SASL authentication (RFC 6120 §6): the <auth/>, <challenge/>, <response/> framing.
 
-The mechanisms themselves (SCRAM-SHA-1/256 +PLUS, PLAIN), the offered list, channel bindings and
-throttling live in ``mechanisms.py``, shared with the XEP-0388 SASL2 framing (``sasl2.py``).
+The mechanisms themselves (SCRAM-SHA-1/256 +PLUS, PLAIN), the offered list and channel bindings
+live in ``mechanisms.py``, shared with the XEP-0388 SASL2 framing (``sasl2.py``); each <auth/>
+opens an attempt with the login throttle (``auth_throttle.py``), which the mechanism books.
 """
 
 from __future__ import annotations
@@ -47,10 +48,8 @@ async def handle(session: Session, el: etree._Element) -> None:
             _failure(session, "encryption-required")
             return
         session.data.pop(SASL2_PENDING, None)  # a SASL2 exchange under way is abandoned
-        if mechanisms.ip_blocked(session):
-            await _finish(session, mechanisms.throttled())
-            return
-        mech = mechanisms.make(session, el.get("mechanism", ""))
+        attempt = host.auth_throttle.open(session.transport.peer_ip)
+        mech = mechanisms.make(session, el.get("mechanism", ""), attempt)
         if mech is None:
             _failure(session, "invalid-mechanism")
             return
@@ -71,7 +70,6 @@ async def _finish(session: Session, step: Step) -> None:
         session.send_bytes(f"<challenge xmlns='{ns.SASL}'>{data}</challenge>".encode())
         return
     session.sasl = None
-    mechanisms.record(session, step)
     if step.kind == "success":
         assert step.username is not None
         session.username = step.username

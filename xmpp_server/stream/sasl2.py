@@ -13,9 +13,9 @@ client sends                    server does
 <success/> carries the mechanism's last data (<additional-data/>, e.g. SCRAM's server-final)
 and the <authorization-identifier/>: the full JID once Bind 2 (``bind2.py``) bound a resource,
 else the bare JID; new stream features follow at once, on the same stream (§2.6.1).
-<failure/> holds the RFC 6120 §6.5 condition and a text. Throttling, unknown accounts and the
-limit of attempts per stream are those of SASL1 (``sasl.py``). A second <authenticate/> after
-success is a stream error (§3.8).
+<failure/> holds the RFC 6120 §6.5 condition and a text. Throttling (``auth_throttle.py``),
+unknown accounts and the limit of attempts per stream are those of SASL1 (``sasl.py``). A second
+<authenticate/> after success is a stream error (§3.8).
 
 Extensions inside <authenticate/>, in the order they are processed once authenticated:
 FAST's <request-token/> (a token for <success/>; storage first, as no I/O may come later);
@@ -125,9 +125,7 @@ async def _authenticate(session: Session, el: etree._Element, features_of: Featu
     if session.host.config.c2s.require_tls and not session.transport.secure:
         _failure(session, "encryption-required")
         return
-    if mechanisms.ip_blocked(session):
-        _failure(session, "temporary-auth-failure", mechanisms.throttled().text)
-        return
+    attempt = session.host.auth_throttle.open(session.transport.peer_ip)
     agent = el.find(_S + "user-agent")
     client_id = agent.get("id") if agent is not None else None
     if client_id is not None and not 0 < len(client_id) <= _MAX_ID:
@@ -154,9 +152,9 @@ async def _authenticate(session: Session, el: etree._Element, features_of: Featu
     try:
         if fast_el is not None:
             assert client_id is not None
-            mech = fast.make(session, name, client_id, fast_el)
+            mech = fast.make(session, name, attempt, client_id, fast_el)
         else:
-            mech = mechanisms.make(session, name)
+            mech = mechanisms.make(session, name, attempt)
     except ValueError as exc:
         _failure(session, "malformed-request", str(exc))
         return
@@ -178,7 +176,6 @@ async def _finish(session: Session, step: Step, features_of: FeaturesOf) -> None
         return
     mech, request = session.sasl, session.data.get(SASL2_PENDING)
     _abandon(session)
-    mechanisms.record(session, step)
     if step.kind != "success":
         _failure(session, step.condition, step.text)
         return

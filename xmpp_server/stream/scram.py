@@ -34,7 +34,8 @@ def _attrs(message: str) -> list[tuple[str, str]]:
 
 
 class ScramServer:
-    """One exchange: ``client_first`` -> server-first, ``client_final`` -> server-final."""
+    """One exchange: ``client_first`` -> server-first; the client-final-message through
+    ``parse_final``, then ``verify`` -> server-final (the caller counts the proof check)."""
 
     def __init__(self, mechanism: str, salt: bytes, iterations: int, stored_key: bytes,
                  server_key: bytes, bindings: dict[str, bytes],
@@ -99,7 +100,9 @@ class ScramServer:
             self.server_first += ",h=" + _b64(self.hash(self.ssdp).digest())
         return self.server_first
 
-    def client_final(self, message: str) -> str:
+    def parse_final(self, message: str) -> tuple[bytes, bytes]:
+        """The client-final-message's AuthMessage and proof, once its channel binding and nonce
+        are right (else ScramError): all that comes before the proof is checked."""
         attrs = _attrs(message)
         if len(attrs) < 3 or attrs[0][0] != "c" or attrs[1][0] != "r" or attrs[-1][0] != "p":
             raise ScramError("other-error")
@@ -114,6 +117,10 @@ class ScramServer:
             raise ScramError("other-error")
         without_proof = message[: message.rindex(",p=")]
         auth_message = f"{self.client_first_bare},{self.server_first},{without_proof}".encode()
+        return auth_message, proof
+
+    def verify(self, auth_message: bytes, proof: bytes) -> str:
+        """The proof check (RFC 5802 §3): the server-final-message, or ScramError."""
         signature = hmac.new(self.stored_key, auth_message, self.hash).digest()
         if len(proof) != len(signature):
             raise ScramError("invalid-proof")
