@@ -5,6 +5,7 @@ nothing outside this package imports SQLAlchemy.
 """
 
 from storage.engine import Storage, open_storage
-from storage.types import RosterItem, ScramCredentials, UnknownUser, UserExists
+from storage.types import RosterItem, ScramCredentials, UnknownUser, UserExists, overloaded
 
-__all__ = ["RosterItem", "ScramCredentials", "Storage", "UnknownUser", "UserExists", "open_storage"]
+__all__ = ["RosterItem", "ScramCredentials", "Storage", "UnknownUser", "UserExists", "open_storage",
+           "overloaded"]

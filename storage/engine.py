@@ -149,7 +149,10 @@ def _upgrade(connection: Connection) -> None:
 def _create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
+        # A pool that stays exhausted for pool_timeout seconds sheds the request (``overloaded``)
+        # rather than piling up waiters for SQLAlchemy's default half minute.
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False,
+                                   pool_timeout=5)
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -36,3 +36,10 @@ class UserExists(Exception):
 
 class UnknownUser(LookupError):
     """A per-user write named a user that does not exist."""
+
+
+def overloaded(exc: BaseException) -> bool:
+    """Whether a storage call failed because every database connection stayed busy."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    return isinstance(exc, PoolTimeout)

@@ -185,3 +185,28 @@ async def test_a_failing_session_end_handler_does_not_stop_the_others(bob: Any) 
     await raw.send("</stream:stream>")
     await raw.until_closed()
     await eventually(lambda: _is(stored(server, "alice"), 1))  # still handed on
+
+
+async def test_an_exhausted_database_pool_sheds_with_a_clear_error(bob: Any) -> None:
+    """Every pooled connection busy (PostgreSQL: 20): a message that needs storage is refused
+    with resource-constraint (type wait) after the pool's timeout, not queued without end."""
+    server, client = bob
+    assert server.host is not None
+    engine = server.host.storage._engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no connection pool to exhaust")
+    held_connections = [await engine.connect() for _ in range(20)]
+    try:
+        iq_or_error = asyncio.get_running_loop().create_future()
+        client.add_event_handler("message_error", lambda m: iq_or_error.set_result(m)
+                                 if not iq_or_error.done() else None)
+        send(client, A, "to alice, offline")  # offline storage needs a connection
+        error = await asyncio.wait_for(iq_or_error, 15)
+        assert error["error"]["condition"] == "resource-constraint"
+        assert error["error"]["type"] == "wait"
+    finally:
+        for conn in held_connections:
+            await conn.close()
+    send(client, A, "once there is room")
+    await ping(client)
+    assert await stored(server, "alice") == 1

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from storage import overloaded
 from xmpp_server.errors import JIDError, StanzaError
 from xmpp_server.events import Events
 from xmpp_server.jid import JID
@@ -88,7 +89,13 @@ class Router:
             await self._route(stanza)
         except StanzaError as exc:
             await self._reply_error(stanza, exc)
-        except Exception:
+        except Exception as exc:
+            if overloaded(exc):  # shed: the sender may try again (RFC 6120 §8.3.3.18, wait)
+                self.stats["shed"] = self.stats.get("shed", 0) + 1
+                log.warning("storage busy: %s id=%s refused", stanza.kind, stanza.id)
+                await self._reply_error(stanza, StanzaError(
+                    "resource-constraint", "the server is busy; try again shortly"))
+                return
             log.exception("error routing %s id=%s", stanza.kind, stanza.id)
             await self._reply_error(stanza, StanzaError("internal-server-error"))
 
