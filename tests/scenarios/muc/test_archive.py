@@ -110,6 +110,17 @@ async def test_archive_paging(server):
     assert len(mine) == 7
 
 
+async def test_malformed_page_size_is_bad_request(server):
+    alice = await client(server, "alice")
+    room = await create(alice, "lounge", "Alice")
+    for text in ("\u00b2", "\u0661", "1_0", "", "-1"):
+        iq = alice.make_iq_set(ito=room)
+        sub(sub(sub(iq.xml, f"{{{MAM}}}query"), f"{{{RSM}}}set"), f"{{{RSM}}}max", text)
+        assert await iq_error(alice.query(iq)) == "bad-request", text
+    results, fin = await mam(alice, room, max_=5)
+    assert results == [] and fin is not None
+
+
 async def test_who_may_read_the_archive(server):
     alice, bob, carol = await clients(server, "alice", "bob", "carol")
     room = await create(alice, "club", "Alice", membersonly="1")

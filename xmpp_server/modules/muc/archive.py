@@ -30,6 +30,7 @@ from xmpp_server.jid import JID
 from xmpp_server.modules.muc.history import parse_xep0082, xep0082
 from xmpp_server.modules.muc.ns import FORWARD, MAM, RSM, X_DATA, q
 from xmpp_server.modules.muc.occupant import AFFILIATION_RANK
+from xmpp_server.numbers import stanza_int
 from xmpp_server.stanza import Stanza, element, iq_result, sub
 
 if TYPE_CHECKING:
@@ -165,9 +166,7 @@ def _parse(room: Room, frm: JID, request: etree._Element) -> tuple[ArchiveQuery,
     if rsm is not None:
         limit = rsm.findtext(q(RSM, "max"))
         if limit is not None:
-            if not limit.strip().isdigit():
-                raise StanzaError("bad-request", "<max/> is a number")
-            q_.limit = min(int(limit), MAX_PAGE)
+            q_.limit = min(stanza_int(limit, "<max/>"), MAX_PAGE)
         after = rsm.findtext(q(RSM, "after"))
         if after is not None:
             q_.after = after.strip()
