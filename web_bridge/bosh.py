@@ -32,6 +32,7 @@ from web_bridge.bosh_session import BoshSession, Terminate, body_bytes
 from web_bridge.security import origin_allowed
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import StreamError
+from xmpp_server.numbers import parse_int
 from xmpp_server.stream.parser import Limits, StreamParser
 from xmpp_server.stream.session import Session
 
@@ -136,7 +137,7 @@ def _terminate(condition: str, status: int = 200) -> web.Response:
 
 
 def _rid(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 16:
+    try:
+        return None if value is None else parse_int(value, 1, _MAX_RID - 1)
+    except ValueError:
         return None
-    rid = int(value)
-    return rid if 0 < rid < _MAX_RID else None
