@@ -50,7 +50,7 @@ def make_app(service: HttpService) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[HOST_KEY] = host
     app[SERVICE_KEY] = service
-    security.install(app, host.config.http)
+    security.install(app, service.origins)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/xmpp-websocket", websocket.handle)
@@ -70,6 +70,7 @@ class HttpService:
         self.secure = host.config.http.is_secure()
         self.websockets: set[websocket.WebSocketTransport] = set()
         self.bosh = BoshHub(self)
+        self.origins = security.Origins(host.config.http, host.domain)
         self.metrics: admin.Metrics | None = None
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -99,6 +100,7 @@ class HttpService:
         sockets = getattr(site._server, "sockets", None)
         if sockets:
             self.port = sockets[0].getsockname()[1]
+        self.origins.bound(self.port)
         uploads = self.host.modules.get(HttpUpload.name)
         if isinstance(uploads, HttpUpload) and not config.public_url:
             uploads.base_url = f"http://{self.host.domain}:{self.port}"
