@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from web_bridge import admin, discovery, security, upload, websocket
+from web_bridge import admin, discovery, errors, security, upload, websocket
 from web_bridge.bosh import BoshHub
 from xmpp_server.modules.http_upload import HttpUpload
 
@@ -51,6 +51,7 @@ def make_app(service: HttpService) -> web.Application:
     app[HOST_KEY] = host
     app[SERVICE_KEY] = service
     security.install(app, service.origins)
+    errors.install(app)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/xmpp-websocket", websocket.handle)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
+import pytest
+import sqlalchemy as sa
 from lxml import etree
 
 from tests.web_bridge.clients import HTTPBIND, BoshClient, base_url
@@ -45,3 +49,27 @@ async def test_upload_put_with_malformed_expiry(server: Server) -> None:
                                 headers={"Content-Type": "text/plain"}) as response:
                 assert response.status == 403, (value, response.status)
                 assert "Traceback" not in await response.text()
+
+
+async def test_unexpected_failure_is_a_plain_500(server: Server,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The database loses a table under the server: the client gets a 500 with a request id
+    and no details; the log has the traceback under that id. The server goes on."""
+    assert server.host is not None
+    alice = await uploader(server)
+    _, get_url = await slot(alice, "a.txt", 5, "text/plain")
+    engine = server.host.storage._engine
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("DROP TABLE uploads"))
+    with caplog.at_level(logging.ERROR, logger="web_bridge.errors"):
+        async with aiohttp.ClientSession() as http, http.get(get_url) as response:
+            text = await response.text()
+    assert response.status == 500
+    assert text.startswith("internal server error (request id ")
+    assert "Traceback" not in text and "uploads" not in text and "sql" not in text.lower()
+    request_id = text.split("request id ")[1].split(")")[0]
+    assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
+    async with aiohttp.ClientSession() as http, http.get(base_url(server) + "/healthz") as r:
+        assert r.status == 200
+    await alice.plugin["xep_0199"].ping(jid=None, timeout=10)  # XMPP goes on
+    await alice.close()
