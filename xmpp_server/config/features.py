@@ -128,6 +128,7 @@ DEFAULT_MODULES = (
     "roster",
     "presence",
     "messages",
+    "delay",
     "offline",
     "push",
     "mam",
