@@ -145,10 +145,9 @@ async def test_shutdown_sends_system_shutdown(servers):
 async def test_shutdown_with_connected_clients_ends_within_a_bound(servers):
     """Python 3.12.1+ made Server.wait_closed() wait for every accepted connection: one left
     in its TLS handshake, or whose peer never answers TLS close_notify, held shutdown for the
-    30 s TLS timeouts (and one that never reads, forever). With such clients connected the
-    server stops well within those timeouts, and the sessions' connections end. (One still
-    in its handshake is cut too where Python can, 3.13's abort_clients; it never holds up
-    the stop.)"""
+    30 s TLS timeouts. With such clients connected the server stops well within those
+    timeouts, and the sessions' connections end. (One still in its handshake is cut too
+    where Python can, 3.13's abort_clients; it never holds up the stop.)"""
     server = await servers.start()
     client = await connect(server, "alice")  # STARTTLS, bound, well-behaved
     silent = await RawClient.open(server, server.direct_tls_port)  # no TLS handshake, ever
