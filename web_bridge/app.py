@@ -14,6 +14,8 @@ path                                   what
 WebSocket and BOSH streams are Sessions like TCP ones: same negotiation, routing,
 stream management and limits. The listener is plain HTTP (by default on loopback, behind a
 TLS proxy); ``http.consider_secure`` says whether its streams count as encrypted.
+Origins are checked against our configured ones (``security.py``); a handler that fails
+unexpectedly answers a plain 500 with a request id (``errors.py``).
 """
 
 from __future__ import annotations
