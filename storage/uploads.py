@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from storage.base import Repository, lock_user
-from storage.models import uploads
+from storage.models import uploads, users
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,31 @@ def _held(username: str, now: datetime) -> sa.ColumnElement[bool]:
 class UploadRepository(Repository):
     async def reserve(self, upload: Upload, quota: int) -> bool:
         """Record a slot; False (nothing recorded) if the user would then hold more than
-        ``quota`` bytes (0: no limit), or there is no such user."""
-        used = sa.select(sa.func.coalesce(sa.func.sum(uploads.c.size), 0)).where(
-            _held(upload.username, upload.created_at))
+        ``quota`` bytes (0: no limit), or there is no such user.
+
+        The check and the insert are one statement (INSERT ... SELECT ... WHERE), run while
+        holding the user's lock: the write lock of the database from the start on SQLite
+        (BEGIN IMMEDIATE; a deferred transaction reads before it locks, so two could both
+        find room), the user's row on PostgreSQL (storage/base.py).
+        """
+        values = _row(upload)
+        room: sa.ColumnElement[bool] = sa.exists().where(users.c.username == upload.username)
+        if quota:
+            used = sa.select(sa.func.coalesce(sa.func.sum(uploads.c.size), 0)).where(
+                _held(upload.username, upload.created_at)).scalar_subquery()
+            room = sa.and_(room, used + upload.size <= quota)
+        insert = uploads.insert().from_select(
+            list(values), sa.select(*(sa.literal(value, uploads.c[name].type)
+                                      for name, value in values.items())).where(room))
         try:
             async with self._engine.begin() as conn:
-                # the user lock makes check-then-insert atomic per user (storage/base.py)
-                if not await lock_user(conn, upload.username):
+                if conn.dialect.name == "sqlite":
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                elif not await lock_user(conn, upload.username):
                     return False
-                if quota and int((await conn.execute(used)).scalar_one()) + upload.size > quota:
-                    return False
-                await conn.execute(uploads.insert().values(**_row(upload)))
+                return (await conn.execute(insert)).rowcount == 1
         except IntegrityError:  # the user was deleted meanwhile
             return False
-        return True
 
     async def get(self, upload_id: str) -> Upload | None:
         query = sa.select(uploads).where(uploads.c.id == upload_id)

@@ -14,6 +14,8 @@ path                                   what
 WebSocket and BOSH streams are Sessions like TCP ones: same negotiation, routing,
 stream management and limits. The listener is plain HTTP (by default on loopback, behind a
 TLS proxy); ``http.consider_secure`` says whether its streams count as encrypted.
+Origins are checked against our configured ones (``security.py``); a handler that fails
+unexpectedly answers a plain 500 with a request id (``errors.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from web_bridge import admin, discovery, security, upload, websocket
+from web_bridge import admin, discovery, errors, security, upload, websocket
 from web_bridge.bosh import BoshHub
 from xmpp_server.modules.http_upload import HttpUpload
 
@@ -50,7 +52,8 @@ def make_app(service: HttpService) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[HOST_KEY] = host
     app[SERVICE_KEY] = service
-    security.install(app, host.config.http)
+    security.install(app, service.origins)
+    errors.install(app)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/xmpp-websocket", websocket.handle)
@@ -70,6 +73,7 @@ class HttpService:
         self.secure = host.config.http.is_secure()
         self.websockets: set[websocket.WebSocketTransport] = set()
         self.bosh = BoshHub(self)
+        self.origins = security.Origins(host.config.http, host.domain)
         self.metrics: admin.Metrics | None = None
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -99,6 +103,7 @@ class HttpService:
         sockets = getattr(site._server, "sockets", None)
         if sockets:
             self.port = sockets[0].getsockname()[1]
+        self.origins.bound(self.port)
         uploads = self.host.modules.get(HttpUpload.name)
         if isinstance(uploads, HttpUpload) and not config.public_url:
             uploads.base_url = f"http://{self.host.domain}:{self.port}"

@@ -32,6 +32,7 @@ from web_bridge.bosh_session import BoshSession, Terminate, body_bytes
 from web_bridge.security import origin_allowed
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import StreamError
+from xmpp_server.numbers import parse_int
 from xmpp_server.stream.parser import Limits, StreamParser
 from xmpp_server.stream.session import Session
 
@@ -55,7 +56,7 @@ class BoshHub:
 
     async def handle(self, request: web.Request) -> web.Response:
         config = self.service.host.config
-        if not origin_allowed(request, config.http):
+        if not origin_allowed(request):
             raise web.HTTPForbidden(text="origin not allowed\n")
         limit = config.http.bosh_max_body_bytes
         if (request.content_length or 0) > limit:
@@ -139,7 +140,7 @@ def _terminate(condition: str, status: int = 200) -> web.Response:
 
 
 def _rid(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 16:
+    try:
+        return None if value is None else parse_int(value, 1, _MAX_RID - 1)
+    except ValueError:
         return None
-    rid = int(value)
-    return rid if 0 < rid < _MAX_RID else None

@@ -20,6 +20,7 @@ from xml.sax.saxutils import quoteattr
 from lxml import etree
 
 from xmpp_server import namespaces as ns
+from xmpp_server.numbers import parse_int
 from xmpp_server.stanza import element
 from xmpp_server.stream.c2s import negotiation_overdue
 
@@ -310,5 +311,9 @@ def body_bytes(attrs: dict[str, str], payload: bytes = b"") -> bytes:
 
 
 def clamp(value: str | None, default: int, low: int, high: int) -> int:
-    number = int(value) if value is not None and value.isdigit() and len(value) < 10 else default
+    """A client's wish ('wait', 'hold') within our bounds; a malformed one ends the request."""
+    try:
+        number = default if value is None else parse_int(value)
+    except ValueError:
+        raise Terminate("bad-request") from None
     return max(low, min(high, number))

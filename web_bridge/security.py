@@ -3,15 +3,20 @@
 - Every response gets ``nosniff``, ``no-referrer`` (upload URLs are capabilities: they must not
   leak through Referer), no framing, and a strict Content-Security-Policy: scripts and styles
   only from our own origin, nothing inline. A handler that sets its own header keeps it.
-- Browsers may talk to WebSocket, BOSH and uploads from our own origin (the request's host, or
-  ``http.public_url``) and from the origins in ``http.origins`` ("*": any). A request whose
-  Origin is none of those is refused (403) where it could act on the user's behalf (RFC 6455
-  §10.2 for WebSocket; BOSH likewise); elsewhere it just gets no CORS headers.
+- Browsers may talk to WebSocket, BOSH and uploads from our own origins and from the origins
+  in ``http.origins`` ("*": any). A request whose Origin is none of those is refused (403)
+  where it could act on the user's behalf (RFC 6455 §10.2 for WebSocket; BOSH likewise);
+  elsewhere it just gets no CORS headers.
+- Our own origins come from the configuration and the port really bound: ``http.public_url``,
+  the server domain and the ``http.bind`` address on our port, and loopback on our port.
+  Never from the request's Host header: a page of any name that resolves to us (DNS
+  rebinding) sends a matching Host and Origin, and would be "us".
 - Requests without an Origin header are not from a web page and pass.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
@@ -29,40 +34,78 @@ _STATIC = {
 }
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+_ANY_ADDRESS = ("", "0.0.0.0", "::")
+
+
 def origin_of(url: str) -> str:
     """scheme://host[:port] of a URL, lowercased (RFC 6454 §4, default ports left out)."""
     parts = urlsplit(url.lower())
-    return f"{parts.scheme}://{parts.netloc}"
+    host = parts.hostname or ""
+    return _origin(parts.scheme, f"[{host}]" if ":" in host else host, parts.port)
 
 
-def own_origins(request: web.Request, config: HTTPConfig) -> set[str]:
-    """Origins that are us: this request's host (behind a TLS proxy too) and the public URL."""
-    host = request.host.lower()
-    out = {f"http://{host}", f"https://{host}"}
+def _origin(scheme: str, host: str, port: int | None) -> str:
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def own_origins(config: HTTPConfig, domain: str, port: int) -> frozenset[str]:
+    """The origins of pages we serve, as the configuration and the bound ``port`` say."""
+    hosts = {domain.lower(), *_LOOPBACK}
+    bind = config.bind.strip("[]").lower()
+    if bind not in _ANY_ADDRESS:
+        try:
+            hosts.add(f"[{bind}]" if ipaddress.ip_address(bind).version == 6 else bind)
+        except ValueError:
+            hosts.add(bind)  # a host name
+    out = {_origin(scheme, host, port) for host in hosts for scheme in ("http", "https")}
     if config.public_url:
         out.add(origin_of(config.public_url))
-    return out
+    return frozenset(out)
 
 
-def origin_allowed(request: web.Request, config: HTTPConfig) -> bool:
-    origin = request.headers.get(hdrs.ORIGIN)
-    if origin is None:
-        return True
-    origin = origin.strip().lower().rstrip("/")
-    return ("*" in config.origins or origin in config.origins
-            or origin in own_origins(request, config))
+class Origins:
+    """Who may use WebSocket, BOSH and CORS: our own origins (known once the port is bound)
+    and ``http.origins``."""
+
+    def __init__(self, config: HTTPConfig, domain: str) -> None:
+        self.config = config
+        self.domain = domain
+        self.own: frozenset[str] = frozenset()
+        self.others = frozenset(config.origins)
+
+    def bound(self, port: int) -> None:
+        self.own = own_origins(self.config, self.domain, port)
+
+    def allows(self, origin: str | None) -> bool:
+        """No Origin: not a web page; otherwise one of ours or of ``http.origins``."""
+        if origin is None:
+            return True
+        origin = origin.strip().lower().rstrip("/")
+        return "*" in self.others or origin in self.others or origin in self.own
 
 
-def content_security_policy(request: web.Request, config: HTTPConfig) -> str:
+ORIGINS_KEY: web.AppKey[Origins] = web.AppKey("origins", Origins)
+
+
+def origin_allowed(request: web.Request) -> bool:
+    return request.app[ORIGINS_KEY].allows(request.headers.get(hdrs.ORIGIN))
+
+
+def content_security_policy(origins: Origins) -> str:
     """The web app's policy: no inline script or style, connections to us only.
 
     ``connect-src`` names the WebSocket URLs too: older browsers do not count ws(s): as
     'self'. Images and media may come from any https: server (uploads of other domains).
     """
-    hosts = {request.host.lower()}
-    if config.public_url:
-        hosts.add(urlsplit(config.public_url.lower()).netloc)
-    sources = [f"{scheme}://{host}" for host in sorted(hosts) for scheme in ("ws", "wss")]
+    config = origins.config
+    # CSP host-source has no syntax for IPv6 literals (CSP3 §2.3.1): those are left out.
+    hosts = sorted({urlsplit(origin).netloc for origin in origins.own})
+    hosts = [host for host in hosts if "[" not in host]
+    sources = [f"{scheme}://{host}" for host in hosts for scheme in ("ws", "wss")]
     if config.public_url:
         sources.append(origin_of(config.public_url))  # uploads (PUT) go there
     return (
@@ -73,17 +116,17 @@ def content_security_policy(request: web.Request, config: HTTPConfig) -> str:
     )
 
 
-def install(app: web.Application, config: HTTPConfig) -> None:
+def install(app: web.Application, origins: Origins) -> None:
     """Add the headers hook and the CORS preflight middleware to ``app``."""
+    app[ORIGINS_KEY] = origins
 
     async def headers(request: web.Request, response: web.StreamResponse) -> None:
         for name, value in _STATIC.items():
             response.headers.setdefault(name, value)
-        response.headers.setdefault("Content-Security-Policy",
-                                    content_security_policy(request, config))
+        response.headers.setdefault("Content-Security-Policy", content_security_policy(origins))
         origin = request.headers.get(hdrs.ORIGIN)
         if (origin is not None and hdrs.ACCESS_CONTROL_ALLOW_ORIGIN not in response.headers
-                and origin_allowed(request, config)):
+                and origins.allows(origin)):
             response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
             response.headers.add(hdrs.VARY, "Origin")
 
@@ -92,7 +135,7 @@ def install(app: web.Application, config: HTTPConfig) -> None:
         if (request.method != hdrs.METH_OPTIONS or hdrs.ORIGIN not in request.headers
                 or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers):
             return await handler(request)
-        if not origin_allowed(request, config):
+        if not origins.allows(request.headers.get(hdrs.ORIGIN)):
             raise web.HTTPForbidden(text="origin not allowed\n")
         return web.Response(status=204, headers={
             hdrs.ACCESS_CONTROL_ALLOW_METHODS: _ALLOW_METHODS,

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from xmpp_server.modules.http_upload import ID_PATTERN, HttpUpload, is_inline
+from xmpp_server.numbers import parse_int
 
 if TYPE_CHECKING:
     from storage.uploads import Upload
@@ -55,11 +56,14 @@ async def _slot(module: HttpUpload, request: web.Request) -> Upload | None:
 async def put(request: web.Request) -> web.Response:
     module = _module(request)
     upload = await _slot(module, request)
-    expires, signature = request.query.get("e", ""), request.query.get("s", "")
-    if (upload is None or not expires.isdigit() or len(expires) > 12
-            or not hmac.compare_digest(module.signature(upload, int(expires)), signature)):
+    signature = request.query.get("s", "")
+    try:
+        expires = parse_int(request.query.get("e", ""), 0, 10**12)
+    except ValueError:
+        raise web.HTTPForbidden(text="not a valid upload URL\n") from None
+    if upload is None or not hmac.compare_digest(module.signature(upload, expires), signature):
         raise web.HTTPForbidden(text="not a valid upload URL\n")
-    if time.time() > int(expires):
+    if time.time() > expires:
         raise web.HTTPGone(text="this upload URL has expired\n")
     if upload.stored_at is not None:
         raise web.HTTPConflict(text="this upload URL was used already\n")

@@ -8,7 +8,7 @@ A JID is ``[localpart@]domainpart[/resourcepart]``. Each part is prepared and en
 * domainpart: one trailing dot stripped, then IDNA2008 (RFC 5890-5892) with the RFC 5895
   mappings (width mapping, ideographic full stops, lowercase, NFC); A-labels are converted
   to U-labels; IPv4 addresses and bracketed IPv6 literals are accepted (IPv6 is normalised
-  to its compressed form);
+  to its RFC 5952 form, IPv4-mapped ones in mixed notation);
 * resourcepart: PRECIS FreeformClass, "OpaqueString" profile (RFC 8265);
 
 and each prepared part is 1..1023 octets of UTF-8. Parsing splits on the first ``/`` (the
@@ -166,6 +166,11 @@ def _prep_ipv6_literal(s: str) -> str:
         addr = ipaddress.IPv6Address(inner)
     except ValueError:
         raise JIDError("invalid domainpart: malformed IPv6 literal") from None
+    mapped = addr.ipv4_mapped
+    if mapped is not None:
+        # RFC 5952 §5: an IPv4-mapped address is written in mixed notation (::ffff:192.0.2.1);
+        # ipaddress does so only from Python 3.13 on, so the form is not left to the version.
+        return f"[::ffff:{mapped}]"
     return f"[{addr.compressed}]"
 
 

@@ -93,8 +93,7 @@ class Server:
             await listener.stop_accepting()
         if self.federation is not None:
             self.federation.stop_accepting()
-        for listener in self.c2s:
-            await listener.close_sessions()
+        await asyncio.gather(*(listener.close_sessions() for listener in self.c2s))
         if self.http is not None:
             await self.http.stop()  # type: ignore[attr-defined]
             self.http = None

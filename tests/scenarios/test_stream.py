@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 
 import pytest
@@ -139,6 +140,42 @@ async def test_shutdown_sends_system_shutdown(servers):
     await servers.stop(server)
     data = await raw.read_until_closed()
     assert b"<system-shutdown" in data
+
+
+async def test_shutdown_with_connected_clients_ends_within_a_bound(servers):
+    """Python 3.12.1+ made Server.wait_closed() wait for every accepted connection: one left
+    in its TLS handshake, or whose peer never answers TLS close_notify, held shutdown for the
+    30 s TLS timeouts. With such clients connected the server stops well within those
+    timeouts, and the sessions' connections end. (One still in its handshake is cut too
+    where Python can, 3.13's abort_clients; it never holds up the stop.)"""
+    server = await servers.start()
+    client = await connect(server, "alice")  # STARTTLS, bound, well-behaved
+    silent = await RawClient.open(server, server.direct_tls_port)  # no TLS handshake, ever
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    sock = socket.create_connection(("127.0.0.1", server.direct_tls_port))
+    mute = await asyncio.to_thread(ctx.wrap_socket, sock, server_hostname="localhost")
+    mute.sendall(silent.header())  # a stream; then it never reads, never closes TLS
+    gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    client.add_event_handler("disconnected", lambda _: gone.done() or gone.set_result(None))
+    await asyncio.sleep(0.2)
+    async with asyncio.timeout(12):  # the TLS timeouts are 30 s
+        await servers.stop(server)
+        await asyncio.wait_for(gone, 5)
+
+    def closed(tls: ssl.SSLSocket) -> bool:
+        tls.settimeout(5)
+        try:
+            while tls.recv(65536):
+                pass
+        except (ConnectionError, ssl.SSLError):
+            pass
+        return True
+
+    assert await asyncio.to_thread(closed, mute)
+    mute.close()
+    await silent.close()
 
 
 async def test_burst_of_simultaneous_connections(core):

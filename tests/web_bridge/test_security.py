@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from tests.support.server import ServerFactory
-from tests.web_bridge.clients import base_url
+from tests.web_bridge.clients import BoshClient, WsClient, base_url
 from xmpp_server.server import Server
 
 
@@ -39,3 +40,34 @@ async def test_cors_only_for_configured_origins(servers: ServerFactory) -> None:
     async with aiohttp.ClientSession() as http, http.get(
             base_url(default) + "/healthz", headers={"Origin": "https://app.example"}) as r:
         assert "Access-Control-Allow-Origin" not in r.headers
+
+
+async def test_origins_come_from_the_configuration_not_the_host_header(
+        servers: ServerFactory) -> None:
+    """DNS rebinding: a page of rebound.example, whose name now resolves to us, sends Host and
+    Origin that match each other. Neither is one of our configured origins: refused."""
+    server = await servers.start(http={"public_url": "https://chat.example.org:443/xmpp"})
+    port = server.http.port  # type: ignore[attr-defined]
+    rebound = {"Host": f"rebound.example:{port}", "Origin": f"http://rebound.example:{port}"}
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await WsClient.open(server, headers=rebound)
+    assert info.value.status == 403
+    bosh = BoshClient(server, aiohttp.ClientSession())
+    try:
+        response = await bosh.post_raw(bosh.body(to="localhost"), headers=rebound)
+        assert response.status == 403
+        async with bosh.http.get(base_url(server) + "/healthz", headers=rebound) as response:
+            assert "Access-Control-Allow-Origin" not in response.headers
+            assert "rebound.example" not in response.headers["Content-Security-Policy"]
+        async with bosh.http.options(bosh.url, headers={
+                **rebound, "Access-Control-Request-Method": "POST"}) as response:
+            assert response.status == 403
+    finally:
+        await bosh.close()
+    # ours: the public URL (its default port left out, as browsers do), the domain and the
+    # bind address on our port, whatever Host the request carries
+    for origin in ("https://chat.example.org", f"http://localhost:{port}",
+                   f"http://127.0.0.1:{port}"):
+        ws = await WsClient.open(server, headers={"Origin": origin, "Host": "other.example"})
+        await ws.open_stream()
+        await ws.close()

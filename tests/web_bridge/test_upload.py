@@ -146,6 +146,29 @@ async def test_too_large_and_quota(servers: ServerFactory) -> None:
         await alice.close()
 
 
+async def test_quota_holds_under_concurrent_requests(servers: ServerFactory) -> None:
+    """80 slot requests at once from 4 clients of one account, room for 10: 10 slots."""
+    server = await servers.start(upload={"max_size": 100, "quota": 1000})
+    clients = [await connect(server, "alice", resource=f"r{i}", plugins=("xep_0363",))
+               for i in range(4)]
+    try:
+        async def request(client: Client, i: int) -> bool:
+            try:
+                await slot(client, f"f{i}.bin", 100, "application/octet-stream")
+            except IqError as exc:
+                assert exc.condition == "resource-constraint", exc.condition
+                return False
+            return True
+
+        granted = await asyncio.gather(*(request(clients[i % 4], i) for i in range(80)))
+        assert sum(granted) == 10
+        assert server.host is not None
+        assert await server.host.storage.uploads.used("alice", _now()) == 1000
+    finally:
+        for client in clients:
+            await client.close()
+
+
 async def test_only_local_users(server: Server) -> None:
     """A slot request arriving from another domain (over s2s) is forbidden."""
     assert server.host is not None

@@ -257,7 +257,8 @@ def test_resourcepart_controls_invalid(s: str) -> None:
         ("123", "123"),
         ("[::1]", "[::1]"),
         ("[2001:DB8:0:0::1]", "[2001:db8::1]"),
-        ("[::ffff:192.0.2.1]", "[::ffff:c000:201]"),
+        ("[::ffff:192.0.2.1]", "[::ffff:192.0.2.1]"),  # RFC 5952 §5: mixed notation
+        ("[::FFFF:c000:201]", "[::ffff:192.0.2.1]"),
         ("xn--bcher-kva.example", "b\u00fccher.example"),
         ("XN--BCHER-KVA.example", "b\u00fccher.example"),
         ("B\u00dcCHER.example", "b\u00fccher.example"),

@@ -131,6 +131,7 @@ DEFAULT_MODULES = (
     "roster",
     "presence",
     "messages",
+    "delay",
     "offline",
     "push",
     "mam",

@@ -28,6 +28,7 @@ from xmpp_server.jid import JID
 from xmpp_server.stanza import Stanza
 from xmpp_server.stream.parser import StreamHeader
 from xmpp_server.stream.session import Session
+from xmpp_server.stream.tcp import close_listener
 
 if TYPE_CHECKING:
     from xmpp_server.host import Host
@@ -151,6 +152,7 @@ class ComponentListener:
         lost = [s.transport.lost for s in streams if isinstance(s.transport, Connection)]
         if lost:
             await asyncio.wait(lost, timeout=2.0)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            await close_listener(server, [s.transport for s in streams
+                                          if isinstance(s.transport, Connection)], grace=0.1)

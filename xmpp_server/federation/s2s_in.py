@@ -24,7 +24,7 @@ from xmpp_server.federation.stream import STREAM_TAG, ServerStream, domain_of
 from xmpp_server.federation.transport import Connection
 from xmpp_server.stanza import Stanza
 from xmpp_server.stream.parser import StreamHeader
-from xmpp_server.stream.tcp import HANDSHAKE_TIMEOUT
+from xmpp_server.stream.tcp import HANDSHAKE_TIMEOUT, close_listener
 
 if TYPE_CHECKING:
     from xmpp_server.federation.manager import Federation
@@ -178,6 +178,8 @@ class S2SListener:
             self._server.close()
 
     async def wait_closed(self) -> None:
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        """Shutdown, after the streams were told: what is still connected is cut."""
+        server, self._server = self._server, None
+        if server is not None:
+            await close_listener(server, [s.connection for s in self.federation.incoming],
+                                 grace=0.1)

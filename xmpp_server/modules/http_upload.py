@@ -33,6 +33,7 @@ from storage.uploads import Upload
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import StanzaError
 from xmpp_server.modules.base import Module
+from xmpp_server.numbers import stanza_int
 from xmpp_server.stanza import Stanza, element, iq_result, sub
 
 if TYPE_CHECKING:
@@ -243,9 +244,9 @@ def _filename(value: str | None) -> str:
 
 
 def _size(value: str | None) -> int:
-    if value is None or not value.isdigit() or int(value) <= 0:
+    if value is None:
         raise StanzaError("bad-request", "size must be a positive number of bytes")
-    return int(value)
+    return stanza_int(value, "size", 1, 2**63 - 1)
 
 
 def _content_type(value: str | None) -> str:

@@ -17,6 +17,7 @@ MODULES: dict[str, str] = {
     "roster": "xmpp_server.modules.roster:Roster",
     "presence": "xmpp_server.modules.presence:Presence",
     "messages": "xmpp_server.modules.messages:Messages",
+    "delay": "xmpp_server.modules.delay:DelayGuard",
     "offline": "xmpp_server.modules.offline:Offline",
     "push": "xmpp_server.modules.push:Push",
     "carbons": "xmpp_server.modules.carbons:Carbons",

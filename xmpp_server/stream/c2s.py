@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from xmpp_server import namespaces as ns
 from xmpp_server.stanza import element, sub
 from xmpp_server.stream.session import Session
-from xmpp_server.stream.tcp import TcpTransport
+from xmpp_server.stream.tcp import TcpTransport, close_listener
 
 if TYPE_CHECKING:
     from xmpp_server.config.network import C2SConfig
@@ -110,12 +110,13 @@ class C2SListener:
             self._sweeper = None
 
     async def close_sessions(self, condition: str = "system-shutdown") -> None:
+        """Every session gets the stream error; connections not gone in time are cut."""
         for conn in list(self.connections):
             if conn.session is not None:
                 conn.session.stream_error(condition, "the server is shutting down")
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            await close_listener(server, self.connections)
 
     async def _sweep(self) -> None:
         """XEP-0199 server pings for silent clients; drop streams that do not log in in time."""

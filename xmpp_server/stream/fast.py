@@ -41,6 +41,7 @@ from storage.fast_tokens import CURRENT, NEW, FastToken
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import JIDError
 from xmpp_server.jid import prep_localpart
+from xmpp_server.numbers import parse_int
 from xmpp_server.stanza import element
 from xmpp_server.stream import mechanisms
 from xmpp_server.stream.mechanisms import SaslMechanism, Step
@@ -167,9 +168,7 @@ def make(session: Session, name: str, attempt: Attempt, client_id: str,
     raw = fast.get("count")
     count = None
     if raw is not None:
-        if not raw.isdigit() or not 0 < int(raw) <= _MAX_COUNT:
-            raise ValueError("'count' must be a positive integer")
-        count = int(raw)
+        count = parse_int(raw, 1, _MAX_COUNT)
     invalidate = fast.get("invalidate") in ("1", "true")
     return HashedToken(session, attempt, name, client_id, count, invalidate)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
+
+import sqlalchemy as sa
 
 from tests.scenarios.muc.helpers import (
     DATA,
@@ -108,6 +112,50 @@ async def test_archive_paging(server):
         == "forbidden"
     mine, _ = await mam(alice, room, fields={"with": "alice@localhost"})
     assert len(mine) == 7
+
+
+async def test_malformed_page_size_is_bad_request(server):
+    alice = await client(server, "alice")
+    room = await create(alice, "lounge", "Alice")
+    for text in ("\u00b2", "\u0661", "1_0", "", "-1"):
+        iq = alice.make_iq_set(ito=room)
+        sub(sub(sub(iq.xml, f"{{{MAM}}}query"), f"{{{RSM}}}set"), f"{{{RSM}}}max", text)
+        assert await iq_error(alice.query(iq)) == "bad-request", text
+    results, fin = await mam(alice, room, max_=5)
+    assert results == [] and fin is not None
+
+
+async def rename_table(server: Any, old: str, new: str) -> None:
+    """Database trouble, for real: the statements of the archive writer fail while the
+    table is under another name."""
+    async with server.host.storage._engine.begin() as conn:
+        await conn.execute(sa.text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+async def test_archive_survives_database_trouble(server):
+    alice = await client(server, "alice")
+    room = await create(alice, "log", "Alice")
+    await rename_table(server, "muc_archive", "muc_archive_away")
+    for i in range(3):
+        say(alice, room, f"m{i}")
+    await groupchat(alice, "m2")
+    await asyncio.sleep(1.5)  # the writer fails again and again meanwhile
+    await rename_table(server, "muc_archive_away", "muc_archive")
+    results, _ = await mam(alice, room)  # waits for the writer's next attempt
+    assert bodies(results) == ["m0", "m1", "m2"]
+
+
+async def test_archive_gives_up_at_shutdown_and_says_so(servers, caplog):
+    server = await servers.start()
+    alice = await client(server, "alice")
+    room = await create(alice, "log", "Alice")
+    await rename_table(server, "muc_archive", "muc_archive_away")
+    say(alice, room, "lost")
+    await groupchat(alice, "lost")
+    await alice.close()
+    with caplog.at_level(logging.ERROR, logger="xmpp_server.modules.muc.archive"):
+        await servers.stop(server)
+    assert any("gave up on 1 rows" in r.getMessage() for r in caplog.records)
 
 
 async def test_who_may_read_the_archive(server):

@@ -16,6 +16,7 @@ from tests.scenarios.muc.helpers import (
     frm,
     gone,
     groupchat,
+    iq_error,
     item,
     join,
     join_error,
@@ -244,6 +245,22 @@ async def test_room_full(server):
     room = await create(alice, "small", "Alice", maxusers="2")
     await entered(bob, room, "Bob")
     assert await join_error(carol, room, "Carol") == "service-unavailable"  # §7.2.10
+
+
+async def test_malformed_numbers_are_refused(server):
+    """History limits and room settings are ASCII digits: '²' (a digit to str.isdigit, not
+    to int()) and ARABIC-INDIC DIGIT ONE (1 to int()) are refused, and the join never happens."""
+    alice, bob = await clients(server, "alice", "bob")
+    room = await create(alice, "lounge", "Alice")
+    for limits in ({"maxstanzas": "\u00b2"}, {"maxchars": "1_0"}, {"seconds": "\u0661"},
+                   {"maxstanzas": "-1"}):
+        assert await join_error(bob, room, "Bob", history=limits) == "bad-request", limits
+    assert await join_error(bob, "new@conference.localhost", "Bob",
+                            history={"maxchars": "\u00b2"}) == "bad-request"
+    assert await iq_error(configure(alice, room, maxusers="\u0661")) == "not-acceptable"
+    assert await iq_error(configure(alice, room, maxusers="\u00b2")) == "not-acceptable"
+    await entered(bob, room, "Bob", history={"maxstanzas": " 2 "})  # XML whitespace is fine
+    assert await iq_error(configure(alice, "new@conference.localhost")) == "item-not-found"
 
 
 async def test_presence_update_is_broadcast(server):

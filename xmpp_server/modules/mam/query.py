@@ -15,6 +15,7 @@ from storage.archive import ArchiveEntry
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import JIDError, StanzaError
 from xmpp_server.jid import JID
+from xmpp_server.numbers import stanza_int
 from xmpp_server.stanza import element, sub
 
 QUERY = "{" + ns.MAM + "}query"
@@ -119,9 +120,7 @@ def _parse_rsm(rsm: etree._Element, request: ArchiveRequest, page_size: int) -> 
         name = etree.QName(child).localname
         text = (child.text or "").strip()
         if name == "max":
-            if not text.isdigit():
-                raise StanzaError("bad-request", "<max/> must be a non-negative integer")
-            limit = int(text)
+            limit = stanza_int(text, "<max/>")
         elif name == "after":
             if not text:
                 raise StanzaError("bad-request", "<after/> needs an id")

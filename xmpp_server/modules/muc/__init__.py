@@ -85,6 +85,7 @@ class Muc(Module):
         self.on("disco-items/host", self._list_service)
         self.on("session-ended", service.session_ended, priority=10)
         self.on("user-deleted", service.user_deleted, priority=10)
+        self.on("server-stopping", service.archive.stopping)
         self.on("pre-message", self._direct_invite)
 
     async def stop(self) -> None:

@@ -30,6 +30,7 @@ from xmpp_server.jid import JID
 from xmpp_server.modules.muc.history import parse_xep0082, xep0082
 from xmpp_server.modules.muc.ns import FORWARD, MAM, RSM, X_DATA, q
 from xmpp_server.modules.muc.occupant import AFFILIATION_RANK
+from xmpp_server.numbers import stanza_int
 from xmpp_server.stanza import Stanza, element, iq_result, sub
 
 if TYPE_CHECKING:
@@ -46,39 +47,70 @@ _FLIP = q(MAM, "flip-page")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 PAGE, MAX_PAGE = 50, 250
 _FIELDS = ("with", "start", "end", "before-id", "after-id", "ids")
+_FIRST_BACKOFF, _MAX_BACKOFF = 0.1, 5.0  # seconds between attempts to write a batch
 
 
 class Writer:
-    """Rows queued by broadcasts, written in batches by one task at a time."""
+    """Rows queued by broadcasts, written in batches by one task at a time.
+
+    A failing write is retried, with a backoff doubling from 0.1 s to 5 s, for as long as the
+    server runs: database trouble delays the archive, it does not lose it. Only when the
+    server stops (``stopping()``, or the task cancelled at the end of the drain) are rows
+    that still cannot be written given up, and that is logged with their number.
+    """
 
     def __init__(self, host: Host, storage: RoomRepository) -> None:
         self.host = host
         self.storage = storage
         self._pending: list[tuple[str, ArchivedMessage]] = []
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def add(self, room: str, message: ArchivedMessage) -> None:
         self._pending.append((room, message))
         if self._task is None:
             self._task = self.host.spawn(self._run(), name="muc-archive")
 
+    def stopping(self, _arg: object = None) -> None:
+        """The server stops: a write that fails from now on is given up instead of retried."""
+        self._closing.set()
+
     async def _run(self) -> None:
+        batch: list[tuple[str, ArchivedMessage]] = []
         try:
             while self._pending:
                 await asyncio.sleep(0.002)  # let a burst gather into one transaction
                 batch, self._pending = self._pending, []
-                for attempt in range(3):
-                    try:
-                        await self.storage.append(batch)
-                        break
-                    except Exception:
-                        log.exception("writing %d room archive rows failed", len(batch))
-                        await asyncio.sleep(0.1 * (attempt + 1))
+                await self._write(batch)
+                batch = []
+        except asyncio.CancelledError:
+            lost = len(batch) + len(self._pending)
+            if lost:
+                log.error("room archive: gave up on %d rows at shutdown", lost)
+            raise
         finally:
             self._task = None
 
+    async def _write(self, batch: list[tuple[str, ArchivedMessage]]) -> None:
+        backoff = _FIRST_BACKOFF
+        while True:
+            try:
+                await self.storage.append(batch)
+                return
+            except Exception:
+                if self._closing.is_set():
+                    log.exception("room archive: gave up on %d rows at shutdown", len(batch))
+                    return
+                log.exception("room archive: writing %d rows failed; retrying in %.1f s",
+                              len(batch), backoff)
+            try:  # the backoff, cut short when the server stops
+                await asyncio.wait_for(self._closing.wait(), backoff)
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
     async def flush(self) -> None:
-        """Return once everything queued so far is written (or given up)."""
+        """Return once everything queued so far is written (or, at shutdown, given up)."""
         while self._task is not None:
             await asyncio.wait({self._task})
 
@@ -165,9 +197,7 @@ def _parse(room: Room, frm: JID, request: etree._Element) -> tuple[ArchiveQuery,
     if rsm is not None:
         limit = rsm.findtext(q(RSM, "max"))
         if limit is not None:
-            if not limit.strip().isdigit():
-                raise StanzaError("bad-request", "<max/> is a number")
-            q_.limit = min(int(limit), MAX_PAGE)
+            q_.limit = min(stanza_int(limit, "<max/>"), MAX_PAGE)
         after = rsm.findtext(q(RSM, "after"))
         if after is not None:
             q_.after = after.strip()

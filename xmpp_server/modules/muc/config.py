@@ -17,6 +17,7 @@ from xmpp_server.errors import StanzaError
 from xmpp_server.modules.muc import forms
 from xmpp_server.modules.muc.forms import Field
 from xmpp_server.modules.muc.ns import ROOMCONFIG
+from xmpp_server.numbers import stanza_int
 
 WHOIS = ("moderators", "anyone")
 ALLOW_PM = ("anyone", "participants", "moderators", "none")
@@ -138,13 +139,7 @@ def apply_form(config: RoomConfig, x: etree._Element, max_occupants: int,
 
 
 def _number(value: str, var: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise StanzaError("not-acceptable", f"{var}: expected a number") from None
-    if not low <= number <= high:
-        raise StanzaError("not-acceptable", f"{var}: from {low} to {high}")
-    return number
+    return stanza_int(value, var, low, high, condition="not-acceptable")
 
 
 def change_codes(old: RoomConfig, new: RoomConfig) -> list[str]:

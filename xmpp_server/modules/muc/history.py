@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from xml.sax.saxutils import escape
 
 from lxml import etree
 
 from xmpp_server import namespaces as ns
 from xmpp_server.modules.muc.fanout import Template
+from xmpp_server.numbers import stanza_int
 
 _QUOTE = {'"': "&quot;"}
 
@@ -72,24 +74,19 @@ class History:
                 entry.chars = len(template.head) + len(template.tail)
                 return
 
-    def select(self, request: etree._Element | None, max_fetch: int,
+    def select(self, request: HistoryRequest, max_fetch: int,
                now: datetime | None = None) -> list[Template]:
         """What to send a joining occupant, oldest first."""
         max_stanzas = max_fetch
-        max_chars: int | None = None
+        max_chars = request.max_chars
         after: datetime | None = None
-        if request is not None:
-            max_chars = _int(request.get("maxchars"))
-            given = _int(request.get("maxstanzas"))
-            if given is not None:
-                max_stanzas = min(max_stanzas, given)
-            seconds = _int(request.get("seconds"))
-            if seconds is not None:
-                after = (now or datetime.now(UTC)) - timedelta(seconds=seconds)
-            since = request.get("since")
-            when = parse_xep0082(since) if since else None
-            if when is not None and (after is None or when > after):
-                after = when
+        if request.max_stanzas is not None:
+            max_stanzas = min(max_stanzas, request.max_stanzas)
+        if request.seconds is not None:
+            after = (now or datetime.now(UTC)) - timedelta(seconds=request.seconds)
+        when = request.since
+        if when is not None and (after is None or when > after):
+            after = when
         picked: list[Template] = []
         chars = 0
         for entry in _newest_first(self.entries):
@@ -110,11 +107,24 @@ def _newest_first(entries: deque[Entry]) -> Iterator[Entry]:
     return reversed(entries)
 
 
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        return None  # an unreadable limit is ignored, as if absent
-    return max(0, number)
+class HistoryRequest(NamedTuple):
+    """The limits of a joining client's <history/>; None: not given."""
+
+    max_chars: int | None = None
+    max_stanzas: int | None = None
+    seconds: int | None = None
+    since: datetime | None = None
+
+
+def parse_request(request: etree._Element | None) -> HistoryRequest:
+    """<history/>'s limits; a malformed number is a bad-request (before the join happens)."""
+    if request is None:
+        return HistoryRequest()
+    since = request.get("since")
+    return HistoryRequest(_int(request, "maxchars"), _int(request, "maxstanzas"),
+                          _int(request, "seconds"), parse_xep0082(since) if since else None)
+
+
+def _int(request: etree._Element, name: str) -> int | None:
+    value = request.get(name)
+    return None if value is None else stanza_int(value, f"<history/> {name}")

@@ -25,6 +25,7 @@ from lxml import etree
 from xmpp_server.errors import StanzaError
 from xmpp_server.jid import JID
 from xmpp_server.modules.muc.fanout import Target
+from xmpp_server.modules.muc.history import parse_request
 from xmpp_server.modules.muc.ns import MUC, OCCUPANT_ID_EL, X_MUC, X_USER, q
 from xmpp_server.modules.muc.occupant import Occupant, prepare_nick
 from xmpp_server.stanza import Stanza, element
@@ -105,6 +106,7 @@ async def _enter(service: MucService, room: Room | None, stanza: Stanza, nick: s
     to, frm = stanza.to, stanza.frm
     assert to is not None and frm is not None
     x = stanza.el.find(X_MUC)
+    wanted = parse_request(x.find(_HISTORY) if x is not None else None)
     created = False
     if room is None:
         # §10.1.1: the first to enter creates the room and owns it; with the MUC protocol
@@ -150,9 +152,8 @@ async def _enter(service: MucService, room: Room | None, stanza: Stanza, nick: s
     if modified:
         codes.append("210")  # the service changed the nick (RFC 8266 normalisation)
     await room.broadcast_presence(occupant, self_codes=codes, cached=True)
-    history = x.find(_HISTORY) if x is not None else None
     fanout = service.fanout
-    for template in room.history.select(history, room.config.history_length):
+    for template in room.history.select(wanted, room.config.history_length):
         await fanout.send_one(template, target)
     await fanout.send_one(room.subject_message(), target)
 

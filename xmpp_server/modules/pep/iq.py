@@ -26,6 +26,7 @@ from xmpp_server.modules.pep.nodes import (
     read_form,
 )
 from xmpp_server.modules.pep.service import PepService, parse_item
+from xmpp_server.numbers import stanza_int
 from xmpp_server.stanza import Stanza, element, iq_result, sub
 
 if TYPE_CHECKING:
@@ -153,13 +154,9 @@ class PubsubHandlers:
             raise _unsupported(f"retrieve-{name}")
         node = _node(action)
         last = None
-        if action.get("max_items") is not None:
-            try:
-                last = int(action.get("max_items", ""))
-            except ValueError:
-                last = 0
-            if last < 1:
-                raise StanzaError("bad-request", "max_items must be a positive number")
+        max_items = action.get("max_items")
+        if max_items is not None:
+            last = stanza_int(max_items, "max_items", 1)
         ids = [i.get("id", "") for i in action.findall(PS + "item")] or None
         found = await self.service.items(owner, node, requester, ids=ids, last=last)
         reply = element(PS + "pubsub")

@@ -14,6 +14,7 @@ from lxml import etree
 
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import StanzaError
+from xmpp_server.numbers import parse_int
 from xmpp_server.stanza import element, sub
 
 PUBSUB = "http://jabber.org/protocol/pubsub"
@@ -89,10 +90,7 @@ def _bool(value: str) -> bool:
 def _max_items(value: str) -> int | str:
     if value == "max":
         return value
-    number = int(value)
-    if number < 1:
-        raise ValueError("expected a positive number or 'max'")
-    return number
+    return parse_int(value, 1)
 
 
 def _choice(options: tuple[str, ...]) -> Any:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from xmpp_server import namespaces as ns
-from xmpp_server.errors import StanzaError
+from xmpp_server.numbers import stanza_int
 from xmpp_server.stanza import Stanza, element
 
 if TYPE_CHECKING:
@@ -34,13 +34,7 @@ def parse_priority(el: etree._Element) -> int:
     text = el.findtext(_PRIORITY)
     if text is None:
         return 0
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise StanzaError("bad-request", "the priority must be an integer") from None
-    if not -128 <= value <= 127:
-        raise StanzaError("bad-request", "the priority must be from -128 to 127")
-    return value
+    return stanza_int(text, "priority", -128, 127)
 
 
 def available_sessions(host: Host, username: str) -> list[Session]:
