@@ -50,6 +50,7 @@ from xmpp_server.modules.offline import Offline
 from xmpp_server.modules.stream_mgmt import inline
 from xmpp_server.modules.stream_mgmt.state import MOD, SM, SmState
 from xmpp_server.modules.stream_mgmt.unacked import hand_on
+from xmpp_server.numbers import parse_int
 
 if TYPE_CHECKING:
     from xmpp_server.host import Host
@@ -68,10 +69,12 @@ def _failed(condition: str) -> bytes:
 
 def _parse_h(value: str | None) -> int | None:
     """'h' is an xs:unsignedInt."""
-    if value is None or not value.isdigit():
+    if value is None:
         return None
-    h = int(value)
-    return h if h < MOD else None
+    try:
+        return parse_int(value, 0, MOD - 1)
+    except ValueError:
+        return None
 
 
 class StreamManagement(Module):
