@@ -286,8 +286,11 @@ class _PostgresBackend(_Backend):
         while True:
             if self._closed:
                 raise RuntimeError("storage is closed")
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.is_closed():
+                    return conn
+                self._count -= 1  # cut while idle (a server restart, pg_terminate_backend)
             if self._count < self._size:
                 self._count += 1
                 try:
@@ -310,7 +313,7 @@ class _PostgresBackend(_Backend):
     def _release(self, conn: Any, exc: BaseException | None) -> None:
         # A server-side error leaves the connection usable; anything else (a lost connection,
         # a cancellation in the middle of the protocol) may not.
-        if self._closed or (exc is not None and not _is_server_error(exc)):
+        if self._closed or conn.is_closed() or (exc is not None and not _is_server_error(exc)):
             self._count -= 1
             conn.terminate()
         else:

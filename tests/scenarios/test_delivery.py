@@ -210,3 +210,41 @@ async def test_an_exhausted_database_pool_sheds_with_a_clear_error(bob: Any) -> 
     send(client, A, "once there is room")
     await ping(client)
     assert await stored(server, "alice") == 1
+
+
+async def test_a_database_hiccup_at_session_end_loses_nothing(bob: Any) -> None:
+    """Every database connection is cut as alice's session ends: her contacts still see her
+    go and what she never acknowledged is still stored (retried, not dropped)."""
+    server, client = bob
+    assert server.host is not None
+    if server.host.storage._engine.dialect.name != "postgresql":
+        pytest.skip("cutting the server's connections is a PostgreSQL feature")
+    raw = await SmRaw.login(server)
+    await raw.enable()
+    await raw.send("<presence/>")
+    await client.next("presence", lambda p: p["from"] == A + "/raw")
+    for i in range(5):  # within sm_max_unacked
+        send(client, A + "/raw", f"unacked {i}")
+    for i in range(5):
+        await raw.next(message(f"unacked {i}"))
+    await raw.send("<r xmlns='urn:xmpp:sm:3'/>")
+    await raw.next(sm("a"))
+    database = server.host.storage._engine.url.database
+    conn = await asyncpg_connect()
+    try:
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = $1 AND pid <> pg_backend_pid()", database)
+    finally:
+        await conn.close()
+    await raw.send("</stream:stream>")
+    await raw.until_closed()
+    await client.next("presence", lambda p: p["from"] == A + "/raw"
+                      and p["type"] == "unavailable")
+    await eventually(lambda: _is(stored(server, "alice"), 5))
+
+
+async def asyncpg_connect() -> Any:
+    import asyncpg
+
+    from tests.support.databases import ADMIN_DSN
+    return await asyncpg.connect(ADMIN_DSN, timeout=5)

@@ -16,6 +16,7 @@ from xmpp_server import namespaces as ns
 from xmpp_server.errors import StanzaError
 from xmpp_server.modules.base import Module
 from xmpp_server.modules.disco import may_see_account
+from xmpp_server.retry import retried
 from xmpp_server.stanza import Stanza, element, iq_result
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class LastActivity(Module):
         if username is None or self.host.sessions.is_online(username):
             return  # another resource is still connected: not a logout of the account
         status = session.data.get(self.name)
-        await self.host.storage.users.set_last_logout(
-            username, datetime.now(UTC), status if isinstance(status, str) else None
-        )
+        when = datetime.now(UTC)
+        await retried(lambda: self.host.storage.users.set_last_logout(
+            username, when, status if isinstance(status, str) else None
+        ), f"recording the logout of {username}")

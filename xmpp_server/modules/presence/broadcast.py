@@ -17,6 +17,7 @@ from lxml import etree
 
 from xmpp_server import namespaces as ns
 from xmpp_server.numbers import stanza_int
+from xmpp_server.retry import retried
 from xmpp_server.stanza import Stanza, element
 
 if TYPE_CHECKING:
@@ -113,7 +114,12 @@ class Broadcast:
             for other in available_sessions(self.host, username):
                 if other is not session:
                     other.send(addressed(out, str(other.jid)))
-            items, _ = await self.host.storage.roster.get(username)
+            try:  # a hiccup of the database must not keep the contacts from seeing us go
+                items, _ = await retried(lambda: self.host.storage.roster.get(username),
+                                         f"reading the roster of {username}")
+            except Exception:
+                log.exception("unavailable presence of %s reached no subscriber", jid)
+                items = []
             for item in items:
                 if item.subscription in ("from", "both"):
                     covered.add(item.jid)
