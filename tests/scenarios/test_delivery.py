@@ -18,6 +18,8 @@ from xmpp_server.server import Server
 BIND = "{urn:ietf:params:xml:ns:xmpp-bind}"
 SID = "{urn:xmpp:sid:0}stanza-id"
 A = "alice@localhost"
+ONLY_POSTGRESQL = pytest.mark.parametrize(
+    "backend_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 
 
 async def held(server: Server, user: str) -> int:
@@ -187,14 +189,13 @@ async def test_a_failing_session_end_handler_does_not_stop_the_others(bob: Any) 
     await eventually(lambda: _is(stored(server, "alice"), 1))  # still handed on
 
 
+@ONLY_POSTGRESQL  # SQLite has no pool of connections to exhaust
 async def test_an_exhausted_database_pool_sheds_with_a_clear_error(bob: Any) -> None:
     """Every pooled connection busy (PostgreSQL: 20): a message that needs storage is refused
     with resource-constraint (type wait) after the pool's timeout, not queued without end."""
     server, client = bob
     assert server.host is not None
     engine = server.host.storage._engine
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no connection pool to exhaust")
     held_connections = [await engine.connect() for _ in range(20)]
     try:
         iq_or_error = asyncio.get_running_loop().create_future()
@@ -212,13 +213,12 @@ async def test_an_exhausted_database_pool_sheds_with_a_clear_error(bob: Any) -> 
     assert await stored(server, "alice") == 1
 
 
+@ONLY_POSTGRESQL  # cutting the server's connections (pg_terminate_backend)
 async def test_a_database_hiccup_at_session_end_loses_nothing(bob: Any) -> None:
     """Every database connection is cut as alice's session ends: her contacts still see her
     go and what she never acknowledged is still stored (retried, not dropped)."""
     server, client = bob
     assert server.host is not None
-    if server.host.storage._engine.dialect.name != "postgresql":
-        pytest.skip("cutting the server's connections is a PostgreSQL feature")
     raw = await SmRaw.login(server)
     await raw.enable()
     await raw.send("<presence/>")
