@@ -107,8 +107,12 @@ class ServerProcess:
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
 
-    async def stop(self) -> None:
+    async def stop(self, graceful: bool = True) -> None:
+        """SIGTERM and wait (``graceful``), else SIGKILL."""
         if self.proc is None or self.proc.returncode is not None:
+            return
+        if not graceful:
+            await self.kill9()
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -427,8 +431,9 @@ class SmClient:
 
     # -- queries ------------------------------------------------------------------------------
 
-    async def archive(self, page: int = 250) -> list[tuple[str, str]]:
-        """Every (archive id, body) of this user's XEP-0313 archive, oldest first."""
+    async def archive(self, page: int = 250, most: int = 10**9) -> list[tuple[str, str]]:
+        """Every (archive id, body) of this user's XEP-0313 archive, oldest first; the pages
+        stop once ``most`` rows were read."""
         out: list[tuple[str, str]] = []
         after = ""
         for n in itertools.count():
@@ -448,7 +453,8 @@ class SmClient:
             fin = iq.find(MAM + "fin")
             last = fin.findtext("{http://jabber.org/protocol/rsm}set/"
                                 "{http://jabber.org/protocol/rsm}last") if fin is not None else None
-            if fin is None or fin.get("complete") == "true" or not last or n > 10000:
+            if (fin is None or fin.get("complete") == "true" or not last
+                    or len(out) >= most or n > 10000):
                 return out
             after = last
 
