@@ -67,6 +67,8 @@ class ServerProcess:
         self.db_url = db_url
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
+        self.started_at = 0.0  # loop time of the last start
+        self.ready = False  # listening since started_at
 
     @property
     def pid(self) -> int:
@@ -84,6 +86,7 @@ class ServerProcess:
             await storage.close()
 
     async def start(self) -> None:
+        self.ready = False
         self.starts += 1
         log = (self.tmp_path / f"server-{self.starts}.log").open("wb")
         self.proc = await asyncio.create_subprocess_exec(
@@ -100,10 +103,13 @@ class ServerProcess:
                     await asyncio.sleep(0.1)
                     continue
                 writer.close()
+                self.started_at = asyncio.get_running_loop().time()
+                self.ready = True
                 return
 
     async def kill9(self) -> None:
         assert self.proc is not None
+        self.ready = False
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
 
