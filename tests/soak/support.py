@@ -60,9 +60,8 @@ class ServerProcess:
         c2s = {"port": self.port, "direct_tls_port": 0, "require_tls": False,
                **sections.pop("c2s", {})}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("XMPPD_")}
-        self.env.update(env_for(tmp_path / "data", db_url, c2s=c2s,
-                                http={"enabled": False},
-                                server={"log_level": "warning"}, **sections))
+        sections.update(c2s=c2s, http={"enabled": False}, server={"log_level": "warning"})
+        self.env.update(env_for(tmp_path / "data", db_url, "localhost", **sections))
         self.env["PYTHONPATH"] = str(ROOT)
         self.db_url = db_url
         self.proc: asyncio.subprocess.Process | None = None
@@ -442,7 +441,9 @@ class SmClient:
         stop once ``most`` rows were read."""
         out: list[tuple[str, str]] = []
         after = ""
-        for n in itertools.count():
+        n = 0
+        while True:
+            n += 1
             qid = f"q{next(self._ids)}"
             rsm = f"<max>{page}</max>" + (f"<after>{after}</after>" if after else "")
             self.send_stanza(f"<iq type='set' id='{qid}'><query xmlns='{MAM_NS}' queryid='{qid}'>"
