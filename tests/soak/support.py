@@ -199,6 +199,10 @@ class SmClient:
     # -- connection ---------------------------------------------------------------------------
 
     async def connect(self) -> None:
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()  # the previous connection's reader is done with
+            with contextlib.suppress(BaseException):
+                await self._pump
         self.closed = asyncio.Event()
         self.stream_error = None
         self._control.clear()
