@@ -133,10 +133,13 @@ class ServerProcess:
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS")
 
+    def log_text(self, start: int) -> str:
+        """What the server wrote (its log) in its ``start``-th life."""
+        path = self.tmp_path / f"server-{start}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def log_tail(self, lines: int = 20) -> str:
-        path = self.tmp_path / f"server-{self.starts}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.log_text(self.starts).splitlines()[-lines:])
 
 
 # -- the client --------------------------------------------------------------------------------

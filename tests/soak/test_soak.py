@@ -130,20 +130,26 @@ async def row_counts(engine: AsyncEngine) -> tuple[int, int]:
     return int(archive), int(offline)
 
 
-async def final_collect(port: int, name: str, received: dict[str, list[str]]) -> list[str]:
-    """Log in once more (offline messages come), wait for quiet; the archive's bodies."""
+async def final_collect(port: int, name: str, received: dict[str, list[str]],
+                        failed: list[str]) -> list[str]:
+    """Log in once more (offline messages come), wait for quiet; the archive's bodies (what
+    was read of them when the server does not answer: the failure goes to ``failed``)."""
     def got(m: Received) -> None:
         received[m.body].append(name)
 
     client = SmClient(port, name, "r", on_message=got)
-    await client.login()
-    before = -1
-    async with asyncio.timeout(60):
-        while before != (now := sum(len(v) for v in received.values())):
-            before = now
-            await client.ping()
-            await asyncio.sleep(1.5)
-    archive = await client.archive()
+    archive: list[tuple[str, str]] = []
+    try:
+        await client.login()
+        before = -1
+        async with asyncio.timeout(60):
+            while before != (now := sum(len(v) for v in received.values())):
+                before = now
+                await client.ping()
+                await asyncio.sleep(1.5)
+        archive = await client.archive()
+    except (Closed, OSError, TimeoutError) as exc:
+        failed.append(f"{name}: {exc!r}"[:100])
     await client.close()
     return [body for _, body in archive]
 
@@ -194,8 +200,9 @@ async def test_soak_short(tmp_path: Path, soak_url: str) -> None:
                 break
         stop_sampling.set()
         await sampler
+        final_failed: list[str] = []
         archives = await asyncio.gather(
-            *(final_collect(server.port, name, received) for name in names))
+            *(final_collect(server.port, name, received, final_failed) for name in names))
     finally:
         stop_sampling.set()
         await server.stop(graceful=False)
@@ -226,6 +233,7 @@ async def test_soak_short(tmp_path: Path, soak_url: str) -> None:
     dup_rows = sum(len(bodies) - len(set(bodies)) for bodies in archives)
     extra = sum(len(v) - 1 for v in received.values() if len(v) > 1)
     failures = [f for u in people for f in u.failures]
+    pool_timeouts = sum(server.log_text(n).count("QueuePool limit") for n in (1, 2))
     refused = [f for f in failures if "refused" in f]
     figures = (
         f"{soak_url.partition(':')[0]}, {users} users, {duration} s, kill -9 at "
@@ -235,11 +243,15 @@ async def test_soak_short(tmp_path: Path, soak_url: str) -> None:
         f"messages sent {sum(len(u.sent_to) for u in people)}, acked {len(acked)}, "
         f"acked never delivered {len(lost)}, acked not archived {len(not_archived)}, "
         f"copies beyond the first {extra}, duplicate archive rows {dup_rows}; "
+        f"final logins failed {len(final_failed)} {final_failed[:1]}; server log: "
+        f"{pool_timeouts} database pool timeouts; "
         f"after the clients left, (archive, offline) rows {counts[0]} -> {counts[-1]}, "
         f"{f'quiet {quiet_after:.0f} s' if quiet_after is not None else 'not quiet'} after "
         f"the resumption time ({resume_timeout} s) was over"
         f"; e.g. lost {lost[:3]}")
     print(figures)
+    assert not final_failed, figures
+    assert not pool_timeouts, figures
     assert rss_ok, figures
     assert slots and slots[-1] >= slots[0] / 2, figures
     assert not lost, figures
