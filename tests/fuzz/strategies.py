@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from lxml import etree
+import itertools
 
 from hypothesis import strategies as st
+from lxml import etree
 
 CLIENT = "jabber:client"
 STREAM_NS = "http://etherx.jabber.org/streams"
@@ -62,7 +63,7 @@ def shape(el: etree._Element) -> tuple[object, ...]:
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({min(max(c, 0), len(data)) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 
