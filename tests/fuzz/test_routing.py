@@ -219,3 +219,24 @@ async def test_generated_stanzas_get_well_formed_replies(
     for el in await alive(bob):  # bob got what was addressed to him, and nothing broke
         assert el.tag in (C + "message", C + "presence", C + "iq"), el.tag
     await asyncio.sleep(0)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "numbers checked with str.isdigit(), which accepts non-ASCII digits such as '²', then "
+    "int() raises ValueError: http_upload.py _size (size='²') and mam/query.py RSM <max/> "
+    "answer internal-server-error (and log a traceback) instead of bad-request"))
+@pytest.mark.parametrize(("to", "kind", "payload"), [
+    ("upload.localhost", "get", "<request xmlns='urn:xmpp:http:upload:0' filename='a.txt' "
+                         "size='\u00b2' content-type='text/plain'/>"),
+    (None, "set", "<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'>"
+           "<max>\u00b2</max></set></query>"),
+])
+async def test_non_ascii_digits_are_a_bad_request(people: People, to: str | None, kind: str,
+                                                  payload: str) -> None:
+    alice = people.alice
+    assert alice is not None
+    target = f" to='{to}'" if to else ""
+    await alice.send(f"<iq type='{kind}' id='n'{target}>{payload}</iq>")
+    reply = await alice.next(lambda e: e.get("id") == "n")
+    assert reply.get("type") == "error"
+    assert reply.find(f"{C}error/{STANZAS_NS}bad-request") is not None, etree.tostring(reply)
