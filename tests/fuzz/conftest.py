@@ -1,7 +1,7 @@
 """Hypothesis profiles for the property-based tests in this directory.
 
 ``ci`` (the default) keeps the whole directory to well under a minute; ``long`` is the
-thorough run, selected with ``XMPPD_FUZZ_PROFILE=long`` (see docs/testing.md). Deadlines are
+thorough run, selected with ``TEST_FUZZ_PROFILE=long`` (see docs/testing.md). Deadlines are
 off in both: the server-backed properties do network round trips whose time says nothing.
 """
 
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from tests.support.server import ServerFactory
 from xmpp_server.server import Server
 
-PROFILE_VARIABLE = "XMPPD_FUZZ_PROFILE"
+PROFILE_VARIABLE = "TEST_FUZZ_PROFILE"
 
 settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True)
 settings.register_profile(

@@ -1,4 +1,7 @@
-"""The event loop the tests run on: ``XMPPD_TEST_LOOP=asyncio`` (the default) or ``uvloop``.
+"""The event loop the tests run on: ``TEST_EVENT_LOOP=asyncio`` (the default) or ``uvloop``.
+
+(Not an ``XMPPD_`` name: those are configuration keys, and the servers the tests start read
+the environment.)
 
 tests/conftest.py gives pytest-asyncio uvloop's policy when it is selected, so every test,
 its servers and its clients run on that loop; ``xmppd serve`` subprocesses started by tests
@@ -9,6 +12,6 @@ from __future__ import annotations
 
 import os
 
-VARIABLE = "XMPPD_TEST_LOOP"
+VARIABLE = "TEST_EVENT_LOOP"
 CHOICES = ("asyncio", "uvloop")
 TEST_LOOP = os.environ.get(VARIABLE, "asyncio").strip().lower() or "asyncio"

@@ -1,4 +1,4 @@
-"""The tests run on the event loop ``XMPPD_TEST_LOOP`` selects, the server under test too."""
+"""The tests run on the event loop ``TEST_EVENT_LOOP`` selects, the server under test too."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``xmppd serve`` as a process, on the event loop under test (``XMPPD_TEST_LOOP``): it stops
+"""``xmppd serve`` as a process, on the event loop under test (``TEST_EVENT_LOOP``): it stops
 cleanly within a bound on SIGTERM and SIGINT while clients are connected, each of them told
 with a system-shutdown stream error (RFC 6120 §4.9.3.17)."""
 
