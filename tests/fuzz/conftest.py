@@ -20,10 +20,13 @@ from xmpp_server.server import Server
 
 PROFILE_VARIABLE = "TEST_FUZZ_PROFILE"
 
-settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True)
+# TEST_FUZZ_EXAMPLES=N sets the number of examples of either profile.
+_EXAMPLES = os.environ.get("TEST_FUZZ_EXAMPLES", "")
+settings.register_profile("ci", max_examples=int(_EXAMPLES or 60), deadline=None,
+                          print_blob=True)
 settings.register_profile(
     "long",
-    max_examples=5000,
+    max_examples=int(_EXAMPLES or 5000),
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
