@@ -151,6 +151,8 @@ async def alive(client: StreamClient) -> list[etree._Element]:
 
 def check_well_formed_reply(el: etree._Element, sent: Sent) -> None:
     assert el.tag in (C + "message", C + "presence", C + "iq"), el.tag
+    if el.get("from") == ALICE_FULL:
+        return  # alice's own stanza, sent to herself: relayed as she wrote it
     if el.get("type") == "error":
         error = el.find(C + "error")
         assert error is not None, etree.tostring(el)
@@ -191,6 +193,7 @@ async def people(fuzz_server: Server) -> People:
 @example([Sent("iq", "@@", "get", "b", [])])
 @example([Sent("message", "bob@localhost", "error", "c", ["<body>x</body>"])])
 @example([Sent("iq", None, "set", "d", [], top_level=False)])
+@example([Sent("iq", ALICE_FULL, "error", None, [])])
 async def test_generated_stanzas_get_well_formed_replies(
         people: People, server_errors: list[logging.LogRecord], batch: list[Sent]) -> None:
     alice, bob = people.alice, people.bob
