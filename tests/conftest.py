@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.databases import postgres_database, reset_postgres
+from tests.support.loops import CHOICES, TEST_LOOP, VARIABLE
 from tests.support.server import ServerFactory
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if TEST_LOOP not in CHOICES:
+        raise pytest.UsageError(f"{VARIABLE}={TEST_LOOP!r}: expected one of {', '.join(CHOICES)}")
+    if TEST_LOOP == "uvloop":  # the override below is chosen on purpose
+        config.addinivalue_line(
+            "filterwarnings", "ignore:Overriding the \"event_loop_policy\" fixture")
+
+
+if TEST_LOOP == "uvloop":
+
+    @pytest.fixture(scope="session")
+    def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+        """pytest-asyncio makes every test's loop with this policy: uvloop's."""
+        import uvloop
+
+        return uvloop.EventLoopPolicy()
 
 
 @pytest.fixture(scope="session")

@@ -162,15 +162,28 @@ def _room(config: Config) -> int:
 
 
 def _serve(config: Config) -> int:
+    """Run the server on the event loop ``server.event_loop`` names (uvloop if "auto" and
+    installed), until SIGINT or SIGTERM."""
     from xmpp_server.server import Server
 
-    try:
-        import uvloop
+    async def serve() -> None:
+        loop = type(asyncio.get_running_loop())
+        logging.getLogger("xmpp_server").info("event loop: %s.%s", loop.__module__,
+                                              loop.__qualname__)
+        await Server(config).run()
 
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(Server(config).run())
+    choice = config.server.event_loop
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise UsageError("server.event_loop is 'uvloop' but uvloop is not installed "
+                                 "(pip install 'xmppd[fast]')") from None
+        else:
+            uvloop.run(serve())
+            return EXIT_OK
+    asyncio.run(serve())
     return EXIT_OK
 
 

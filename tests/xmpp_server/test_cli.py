@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def xmppd(*args: str, cwd: Path, env: dict[str, str] | None = None,
           stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("XMPPD_")}
+    # This checkout's code, whichever copy of the package is installed.
+    clean["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), clean.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "xmpp_server", *args],
         cwd=cwd, env={**clean, **(env or {})}, input=stdin, capture_output=True, text=True,
@@ -78,8 +82,10 @@ def test_migrate_and_check_config(conf: Path, tmp_path: Path) -> None:
         ("", {"XMPPD_NOPE_KEY": "1"}, "nope.key"),
         ("[modules]\nenabled = [\"telepathy\"]\n", {}, "modules.enabled"),
         ("[server\n", {}, "xmppd.toml"),
+        ("[server]\nevent_loop = \"trio\"\n", {}, "server.event_loop"),
     ],
-    ids=["range", "unknown-key", "env-type", "env-unknown", "unknown-module", "bad-toml"],
+    ids=["range", "unknown-key", "env-type", "env-unknown", "unknown-module", "bad-toml",
+         "event-loop"],
 )
 def test_bad_config_exits_2_with_one_line_naming_the_key(
     tmp_path: Path, content: str, env: dict[str, str], key: str

@@ -18,6 +18,8 @@ class ServerConfig(Section):
     domain: str = "localhost"
     data_dir: Path = Path("data")
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # The event loop of ``xmppd serve``: uvloop when installed ("auto"), or one chosen.
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
     @field_validator("domain")
     @classmethod
@@ -36,7 +38,7 @@ class ServerConfig(Section):
     def _data_dir(cls, v: Path) -> Path:
         return Path(os.path.abspath(v.expanduser()))
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "event_loop", mode="before")
     @classmethod
     def _log_level(cls, v: Any) -> Any:
         return v.strip().lower() if isinstance(v, str) else v

@@ -108,7 +108,8 @@ async def handle_element(session: Session, el: etree._Element) -> None:
         await _iq(session, el)
     elif await session.host.events.fire("stream-element/" + tag, (session, el)):
         return
-    elif session.username is None or tag.startswith("{" + ns.CLIENT + "}"):
+    elif session.username is None or (session.jid is None
+                                      and tag.startswith("{" + ns.CLIENT + "}")):
         raise StreamError("not-authorized", "authenticate and bind a resource first")
     else:
         raise StreamError("unsupported-stanza-type", tag)

@@ -127,9 +127,9 @@ class StreamParser:
             self._tail = b"<"
 
     def feed(self, data: bytes) -> list[StreamHeader | etree._Element | None]:
-        root = self._root
-        if root is not None and not data.strip():
-            return []  # whitespace keepalive (RFC 6120 §4.6.1): nothing to parse or keep
+        # A read of whitespace alone is parsed like any other: it is a keepalive (RFC 6120
+        # §4.6.1) only between stanzas, and TCP may just as well cut inside a stanza's start
+        # tag or text. Between stanzas it lands in the root's text, dropped at the next stanza.
         self._check_restricted(data)
         if len(data) <= _PIECE:
             return self._feed_piece(data)
