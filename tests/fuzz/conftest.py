@@ -53,7 +53,9 @@ async def fuzz_server(tmp_path: Path) -> AsyncIterator[Server]:
     factory = ServerFactory(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'db' / 'xmppd.db'}")
     try:
         yield await factory.start(c2s={"require_tls": False},
-                                  auth={"max_failures_per_ip": 1000000})
+                                  auth={"max_failures_per_account": 1000000,
+                                        "max_failed_accounts_per_ip": 1000000,
+                                        "max_refused_per_ip": 1000000})
     finally:
         await factory.close()
 

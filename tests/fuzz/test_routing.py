@@ -225,10 +225,6 @@ async def test_generated_stanzas_get_well_formed_replies(
     await asyncio.sleep(0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "numbers checked with str.isdigit(), which accepts non-ASCII digits such as '²', then "
-    "int() raises ValueError: http_upload.py _size (size='²') and mam/query.py RSM <max/> "
-    "answer internal-server-error (and log a traceback) instead of bad-request"))
 @pytest.mark.parametrize(("to", "kind", "payload"), [
     ("upload.localhost", "get", "<request xmlns='urn:xmpp:http:upload:0' filename='a.txt' "
                          "size='\u00b2' content-type='text/plain'/>"),
