@@ -9,10 +9,8 @@ and uses ``push`` and ``lock`` from here, so roster writes of one user never int
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +20,7 @@ from storage import RosterItem
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import JIDError, StanzaError
 from xmpp_server.jid import JID
+from xmpp_server.locks import KeyedLocks
 from xmpp_server.modules.base import Module
 from xmpp_server.stanza import Stanza, element, iq_result, sub
 
@@ -105,20 +104,12 @@ def item_element(item: RosterItem | None, jid: str | None = None) -> etree._Elem
     return el
 
 
-class _UserLock:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-
-
 class Roster(Module):
     name = "roster"
     features = (ns.ROSTER,)
 
     def setup(self) -> None:
-        self._locks: dict[str, _UserLock] = {}
+        self._locks = KeyedLocks()
         self.on_iq("get", "bare", QUERY, self.get)
         self.on_iq("set", "bare", QUERY, self.set)
         self.on("user-deleting", self.user_deleting)
@@ -137,20 +128,9 @@ class Roster(Module):
 
     # -- shared with the presence feature -----------------------------------------------------
 
-    @asynccontextmanager
-    async def lock(self, username: str) -> AsyncIterator[None]:
+    def lock(self, username: str) -> AbstractAsyncContextManager[None]:
         """Serialise read-modify-write of one user's roster; never route while holding it."""
-        entry = self._locks.get(username)
-        if entry is None:
-            entry = self._locks[username] = _UserLock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[username]
+        return self._locks(username)
 
     def push(self, username: str, version: int, item: RosterItem | None,
              jid: str | None = None) -> None:

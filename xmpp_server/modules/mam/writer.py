@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from storage.archive import ArchiveEntry
+from xmpp_server.locks import Progress
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,7 @@ class ArchiveWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._queued = 0  # rows ever queued
-        self._done = 0  # rows ever finished (written, or given up at stop)
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._done = Progress()  # rows ever finished (written, or given up at stop)
         self._closing = False
         self._max_queue = max_queue
         self._relieved: asyncio.Event | None = None  # set while producers wait
@@ -84,14 +84,12 @@ class ArchiveWriter:
     async def flush(self) -> None:
         """Return once every entry queued before the call is written."""
         target = self._queued
-        if self._done >= target:
+        if self._done.done >= target:
             return
         if self._task is None or self._task.done():
             raise RuntimeError("the archive writer is not running")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, future))
         self._wake.set()
-        await future
+        await self._done.reach(target)
 
     async def stop(self) -> None:
         """Write what is queued, then end the task (cancelled if the database does not answer)."""
@@ -105,7 +103,7 @@ class ArchiveWriter:
         except TimeoutError:
             log.error("archive writer: gave up on %d queued entries at stop", len(self._queue))
         finally:
-            self._release(self._queued)
+            self._done.advance(self._queued)
             if self._relieved is not None:
                 self._relieved.set()
                 self._relieved = None
@@ -113,7 +111,7 @@ class ArchiveWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if not (self._closing or self._waiters) and len(self._queue) < self._batch:
+            if not (self._closing or self._done.waiting) and len(self._queue) < self._batch:
                 await asyncio.sleep(self._delay)  # let a batch gather
             self._wake.clear()
             while self._queue:
@@ -139,20 +137,7 @@ class ArchiveWriter:
                 backoff = min(backoff * 2, 5.0)
         for _ in range(size):
             self._queue.popleft()
-        self._done += size
-        self._release(self._done)
+        self._done.advance(self._done.done + size)
         if self._relieved is not None and len(self._queue) <= self._max_queue // 2:
             self._relieved.set()
             self._relieved = None
-
-    def _release(self, done: int) -> None:
-        if not self._waiters:
-            return
-        waiting = []
-        for target, future in self._waiters:
-            if target <= done:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                waiting.append((target, future))
-        self._waiters = waiting

@@ -21,10 +21,8 @@ no more until its client has caught up (``session-relieved``); the rest waits in
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -32,6 +30,7 @@ from lxml import etree
 
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import StanzaError
+from xmpp_server.locks import KeyedLocks
 from xmpp_server.modules.base import Module
 from xmpp_server.modules.messages import deliver, top_resources
 from xmpp_server.modules.offline.journal import Journal
@@ -109,14 +108,6 @@ def _stamp(el: etree._Element, domain: str, stored_at: datetime) -> None:
     delay.text = "Offline Storage"
 
 
-class _UserLock:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-
-
 class Offline(Module):
     name = "offline"
     xeps = (160, 203)
@@ -125,7 +116,7 @@ class Offline(Module):
 
     def __init__(self, host: Host) -> None:
         super().__init__(host)
-        self._locks: dict[str, _UserLock] = {}
+        self._turn = KeyedLocks()  # one store or delivery at a time per user
         self.journal = Journal(host.storage.offline.journal, host.incarnation, self._waiting)
 
     def setup(self) -> None:
@@ -245,18 +236,3 @@ class Offline(Module):
         finally:
             await self.host.storage.offline.delete(username, done)
             await journal.flush()  # delivered ones deleted, held ones marked so
-
-    @asynccontextmanager
-    async def _turn(self, username: str) -> AsyncIterator[None]:
-        """One store or delivery at a time per user; the lock lives while someone holds it."""
-        entry = self._locks.get(username)
-        if entry is None:
-            entry = self._locks[username] = _UserLock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[username]

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from storage.offline import JournalWrite
+from xmpp_server.locks import Progress
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,7 @@ class Journal:
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._dirty: dict[tuple[str, str], _Entry] = {}
         self._marks = 0  # changes ever made
-        self._written = 0  # changes known to be written
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._written = Progress()  # changes known to be written
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -145,14 +145,12 @@ class Journal:
     async def flush(self) -> None:
         """Return once every change made before the call is written."""
         target = self._marks
-        if self._written >= target:
+        if self._written.done >= target:
             return
         if self._task is None or self._task.done():
             raise RuntimeError("the delivery journal is not running")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, future))
         self._wake.set()
-        await future
+        await self._written.reach(target)
 
     async def stop(self) -> None:
         """Write what is left, then end the task (cancelled if the database does not answer)."""
@@ -166,20 +164,16 @@ class Journal:
         except TimeoutError:
             log.error("delivery journal: %d changes not written at stop; the rows of held "
                       "messages wait for delivery at the next start", len(self._dirty))
-        for _, future in self._waiters:
-            if not future.done():
-                future.set_exception(RuntimeError("the delivery journal stopped"))
-        self._waiters.clear()
+        self._written.fail(RuntimeError("the delivery journal stopped"))
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if not (self._closing or self._waiters) and len(self._dirty) < self._batch:
+            if not (self._closing or self._written.waiting) and len(self._dirty) < self._batch:
                 await asyncio.sleep(self._delay)  # let a batch gather
             self._wake.clear()
             while self._dirty:
                 await self._write_batch()
-            self._release(self._written)
             if self._closing:
                 return
 
@@ -188,7 +182,7 @@ class Journal:
         keys = list(self._dirty)[: self._batch]
         batch = [(key, self._dirty.pop(key)) for key in keys]
         # When this batch empties the dirty set, everything marked so far is in it.
-        target = self._written if self._dirty else marks
+        target = self._written.done if self._dirty else marks
         writes: list[JournalWrite] = []
         planned: list[tuple[tuple[str, str], _Entry, str, bool]] = []
         for key, entry in batch:
@@ -231,8 +225,7 @@ class Journal:
                 self.stats["deleted"] += 1
             elif write.held is None:
                 self.stats["released"] += 1
-        self._written = max(self._written, target)
-        self._release(self._written)
+        self._written.advance(target)
         if waiting and self._on_waiting is not None:
             try:
                 self._on_waiting(waiting)
@@ -253,15 +246,3 @@ class Journal:
                                     entry.stamp)
             return JournalWrite("hold", username, stanza_id, None) if entry.db_held else None
         return JournalWrite("delete", username, stanza_id) if entry.in_db else None
-
-    def _release(self, done: int) -> None:
-        if not self._waiters:
-            return
-        waiting = []
-        for target, future in self._waiters:
-            if target <= done:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                waiting.append((target, future))
-        self._waiters = waiting
