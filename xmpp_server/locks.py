@@ -79,3 +79,75 @@ class Progress:
             if not future.done():
                 future.set_exception(error)
         self._waiters.clear()
+
+
+class WriteBehind:
+    """One task that writes queued work in batches, and waits that callers can rely on.
+
+    A subclass queues work (counting it in ``_queued``), wakes the task (``_wake.set()``),
+    and writes one batch in ``_write_batch``, advancing ``_progress``. After the first item of
+    a quiet period the task waits ``delay`` seconds for company, so a busy server writes few
+    large transactions. ``flush`` returns once what was queued before it is written; ``stop``
+    writes what is left, within ``stop_timeout`` seconds.
+    """
+
+    task_name = "write-behind"
+
+    def __init__(self, delay: float, batch: int, stop_timeout: float) -> None:
+        self._delay = delay
+        self._batch = batch
+        self._stop_timeout = stop_timeout
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._queued = 0  # units of work ever queued
+        self._progress = Progress()  # units finished (written, or given up at stop)
+
+    def _backlog(self) -> int:
+        """How much waits to be written."""
+        raise NotImplementedError
+
+    async def _write_batch(self) -> None:
+        raise NotImplementedError
+
+    def _stopped(self, in_time: bool) -> None:
+        """After the task ended (``in_time``) or was given up at ``stop``."""
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.task_name)
+
+    async def flush(self) -> None:
+        """Return once everything queued before the call is written."""
+        target = self._queued
+        if self._progress.done >= target:
+            return
+        if self._task is None or self._task.done():
+            raise RuntimeError(f"the {self.task_name} task is not running")
+        self._wake.set()
+        await self._progress.reach(target)
+
+    async def stop(self) -> None:
+        """Write what is queued, then end the task (cancelled if storage does not answer)."""
+        self._closing = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        in_time = True
+        try:
+            await asyncio.wait_for(task, self._stop_timeout)
+        except TimeoutError:
+            in_time = False
+        finally:
+            self._stopped(in_time)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not (self._closing or self._progress.waiting) and self._backlog() < self._batch:
+                await asyncio.sleep(self._delay)  # let a batch gather
+            self._wake.clear()
+            while self._backlog():
+                await self._write_batch()
+            if self._closing:
+                return

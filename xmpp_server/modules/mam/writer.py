@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from storage.archive import ArchiveEntry
-from xmpp_server.locks import Progress
+from xmpp_server.locks import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,14 @@ class Pending:
 Write = Callable[[list[Pending]], Awaitable[None]]
 
 
-class ArchiveWriter:
+class ArchiveWriter(WriteBehind):
+    task_name = "mam-writer"
+
     def __init__(self, write: Write, delay: float = 0.005, batch: int = 500,
                  stop_timeout: float = 10.0, max_queue: int = 20_000) -> None:
+        super().__init__(delay, batch, stop_timeout)
         self._write = write
-        self._delay = delay
-        self._batch = batch
-        self._stop_timeout = stop_timeout
         self._queue: deque[Pending] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._queued = 0  # rows ever queued
-        self._done = Progress()  # rows ever finished (written, or given up at stop)
-        self._closing = False
         self._max_queue = max_queue
         self._relieved: asyncio.Event | None = None  # set while producers wait
         self.stats = {"written_batches": 0, "failures": 0}
@@ -78,46 +73,16 @@ class ArchiveWriter:
         self._queued += 1
         self._wake.set()
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="mam-writer")
+    def _backlog(self) -> int:
+        return len(self._queue)
 
-    async def flush(self) -> None:
-        """Return once every entry queued before the call is written."""
-        target = self._queued
-        if self._done.done >= target:
-            return
-        if self._task is None or self._task.done():
-            raise RuntimeError("the archive writer is not running")
-        self._wake.set()
-        await self._done.reach(target)
-
-    async def stop(self) -> None:
-        """Write what is queued, then end the task (cancelled if the database does not answer)."""
-        self._closing = True
-        self._wake.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(task, self._stop_timeout)
-        except TimeoutError:
+    def _stopped(self, in_time: bool) -> None:
+        if not in_time:
             log.error("archive writer: gave up on %d queued entries at stop", len(self._queue))
-        finally:
-            self._done.advance(self._queued)
-            if self._relieved is not None:
-                self._relieved.set()
-                self._relieved = None
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            if not (self._closing or self._done.waiting) and len(self._queue) < self._batch:
-                await asyncio.sleep(self._delay)  # let a batch gather
-            self._wake.clear()
-            while self._queue:
-                await self._write_batch()
-            if self._closing:
-                return
+        self._progress.advance(self._queued)
+        if self._relieved is not None:
+            self._relieved.set()
+            self._relieved = None
 
     async def _write_batch(self) -> None:
         size = min(len(self._queue), self._batch)
@@ -137,7 +102,7 @@ class ArchiveWriter:
                 backoff = min(backoff * 2, 5.0)
         for _ in range(size):
             self._queue.popleft()
-        self._done.advance(self._done.done + size)
+        self._progress.advance(self._progress.done + size)
         if self._relieved is not None and len(self._queue) <= self._max_queue // 2:
             self._relieved.set()
             self._relieved = None

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from storage.offline import JournalWrite
-from xmpp_server.locks import Progress
+from xmpp_server.locks import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +53,18 @@ class _Entry:
         self.stamp = datetime.now(UTC)
 
 
-class Journal:
+class Journal(WriteBehind):
+    task_name = "offline-journal"
+
     def __init__(self, write: Write, holder: str,
                  on_waiting: Callable[[set[str]], None] | None = None,
                  delay: float = 0.005, batch: int = 2000, stop_timeout: float = 10.0) -> None:
+        super().__init__(delay, batch, stop_timeout)
         self._write = write
         self.holder = holder  # this process's incarnation, written into held rows
         self._on_waiting = on_waiting
-        self._delay = delay
-        self._batch = batch
-        self._stop_timeout = stop_timeout
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._dirty: dict[tuple[str, str], _Entry] = {}
-        self._marks = 0  # changes ever made
-        self._written = Progress()  # changes known to be written
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
         self.stats = {"inserted": 0, "deleted": 0, "released": 0, "failures": 0}
 
     def __len__(self) -> int:
@@ -130,59 +125,27 @@ class Journal:
 
     def _mark(self, key: tuple[str, str], entry: _Entry) -> None:
         self._dirty[key] = entry
-        self._marks += 1
+        self._queued += 1
         if not self._wake.is_set():
             self._wake.set()
 
     # -- writing ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="offline-journal")
-
-    def pending(self) -> int:
+    def _backlog(self) -> int:
         return len(self._dirty)
 
-    async def flush(self) -> None:
-        """Return once every change made before the call is written."""
-        target = self._marks
-        if self._written.done >= target:
-            return
-        if self._task is None or self._task.done():
-            raise RuntimeError("the delivery journal is not running")
-        self._wake.set()
-        await self._written.reach(target)
-
-    async def stop(self) -> None:
-        """Write what is left, then end the task (cancelled if the database does not answer)."""
-        self._closing = True
-        self._wake.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(task, self._stop_timeout)
-        except TimeoutError:
+    def _stopped(self, in_time: bool) -> None:
+        if not in_time:
             log.error("delivery journal: %d changes not written at stop; the rows of held "
                       "messages wait for delivery at the next start", len(self._dirty))
-        self._written.fail(RuntimeError("the delivery journal stopped"))
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            if not (self._closing or self._written.waiting) and len(self._dirty) < self._batch:
-                await asyncio.sleep(self._delay)  # let a batch gather
-            self._wake.clear()
-            while self._dirty:
-                await self._write_batch()
-            if self._closing:
-                return
+        self._progress.fail(RuntimeError("the delivery journal stopped"))
 
     async def _write_batch(self) -> None:
-        marks = self._marks
+        marks = self._queued
         keys = list(self._dirty)[: self._batch]
         batch = [(key, self._dirty.pop(key)) for key in keys]
         # When this batch empties the dirty set, everything marked so far is in it.
-        target = self._written.done if self._dirty else marks
+        target = self._progress.done if self._dirty else marks
         writes: list[JournalWrite] = []
         planned: list[tuple[tuple[str, str], _Entry, str, bool]] = []
         for key, entry in batch:
@@ -225,7 +188,7 @@ class Journal:
                 self.stats["deleted"] += 1
             elif write.held is None:
                 self.stats["released"] += 1
-        self._written.advance(target)
+        self._progress.advance(target)
         if waiting and self._on_waiting is not None:
             try:
                 self._on_waiting(waiting)
