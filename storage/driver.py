@@ -261,26 +261,40 @@ class _PostgresBackend(_Backend):
 
     async def fetch(self, compiled: _Compiled, args: list[Any],
                     params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
-        conn = await self._acquire()
-        try:
-            rows: Sequence[Sequence[Any]] = await conn.fetch(compiled.sql, *args)
-        except BaseException as exc:
-            self._release(conn, exc)
-            raise
-        self._release(conn, None)
-        return rows
+        # A read that failed on a connection the server had cut (unnoticed while idle) is
+        # read again on a fresh one, once.
+        for attempt in (0, 1):
+            conn = await self._acquire()
+            try:
+                rows: Sequence[Sequence[Any]] = await conn.fetch(compiled.sql, *args)
+            except BaseException as exc:
+                self._release(conn, exc)
+                if attempt or not _is_lost_connection(exc):
+                    raise
+                await self._start_afresh()
+                continue
+            self._release(conn, None)
+            return rows
+        raise AssertionError("unreachable")
 
     async def execute(self, compiled: _Compiled, args: list[Any],
                       params: Mapping[str, Any]) -> int:
-        conn = await self._acquire()
-        try:
-            status = await conn.execute(compiled.sql, *args)  # "INSERT 0 1", "UPDATE 3"
-        except BaseException as exc:
-            self._release(conn, exc)
-            raise
-        self._release(conn, None)
-        last = str(status).rpartition(" ")[2]
-        return int(last) if last.isdigit() else 0
+        for attempt in (0, 1):
+            conn = await self._acquire()
+            try:
+                status = await conn.execute(compiled.sql, *args)  # "INSERT 0 1", "UPDATE 3"
+            except BaseException as exc:
+                self._release(conn, exc)
+                # A write is tried again only if it never left: the connection was found
+                # closed before sending (else it may have been applied).
+                if attempt or not _is_closed_before_sending(exc):
+                    raise
+                await self._start_afresh()
+                continue
+            self._release(conn, None)
+            last = str(status).rpartition(" ")[2]
+            return int(last) if last.isdigit() else 0
+        raise AssertionError("unreachable")
 
     async def _acquire(self) -> Any:
         while True:
@@ -320,6 +334,16 @@ class _PostgresBackend(_Backend):
             self._idle.append(conn)
         self._wake()
 
+    async def _start_afresh(self) -> None:
+        """Connections are cut together (a server restart, pg_terminate_backend): ours that
+        wait, and those the engine keeps in its pool for us, are all dropped."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._count -= 1
+            conn.terminate()
+        self._wake()
+        await self._engine.dispose(close=False)
+
     def _wake(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -354,3 +378,18 @@ def _is_server_error(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(exc, asyncpg.PostgresError)
+
+
+def _is_lost_connection(exc: BaseException) -> bool:
+    """The connection is gone (cut by the server, the network): not the statement's fault."""
+    import asyncpg
+
+    return isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError
+                      | asyncpg.ConnectionDoesNotExistError
+                      | asyncpg.AdminShutdownError | ConnectionError)
+
+
+def _is_closed_before_sending(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)

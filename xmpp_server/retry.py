@@ -13,13 +13,16 @@ T = TypeVar("T")
 
 
 async def retried(call: Callable[[], Awaitable[T]], what: str, attempts: int = 5,
-                  delay: float = 0.1) -> T:
+                  delay: float = 0.1,
+                  retry_if: Callable[[Exception], bool] | None = None) -> T:
     """``await call()``, again after a failure (delay doubling) up to ``attempts`` times;
-    each failure is logged, and the last one raised."""
+    each failure is logged, and the last one (or one ``retry_if`` refuses) raised."""
     for attempt in range(1, attempts + 1):
         try:
             return await call()
         except Exception as exc:
+            if retry_if is not None and not retry_if(exc):
+                raise
             if attempt == attempts:
                 log.error("%s failed %d times; giving up", what, attempts)
                 raise

@@ -248,3 +248,28 @@ async def asyncpg_connect() -> Any:
 
     from tests.support.databases import ADMIN_DSN
     return await asyncpg.connect(ADMIN_DSN, timeout=5)
+
+
+@ONLY_POSTGRESQL
+async def test_connections_cut_during_traffic_bounce_nothing(bob: Any) -> None:
+    """The database cuts every connection while messages are being stored offline: the
+    statements on the dead connections are tried again, nothing bounces, all are stored."""
+    server, client = bob
+    assert server.host is not None
+    errors: list[Any] = []
+    client.add_event_handler("message_error", errors.append)
+    for i in range(25):
+        send(client, A, f"before {i}")
+    await ping(client)
+    database = server.host.storage._engine.url.database
+    conn = await asyncpg_connect()
+    try:
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = $1 AND pid <> pg_backend_pid()", database)
+    finally:
+        await conn.close()
+    for i in range(25):
+        send(client, A, f"after {i}")
+    await ping(client)
+    assert errors == []
+    assert await stored(server, "alice") == 50

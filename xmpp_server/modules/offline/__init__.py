@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from storage import overloaded
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import StanzaError
 from xmpp_server.locks import KeyedLocks
 from xmpp_server.modules.base import Module
 from xmpp_server.modules.messages import deliver, top_resources
 from xmpp_server.modules.offline.journal import Journal
+from xmpp_server.retry import retried
 from xmpp_server.stanza import Stanza
 
 if TYPE_CHECKING:
@@ -165,8 +167,13 @@ class Offline(Module):
         limit = self.host.config.limits.max_offline_messages
         stanza_id = our_stanza_id(el, to.bare_str)
         async with self._turn(username):
-            if not await self.host.storage.offline.store(username, xml, limit=limit,
-                                                         stanza_id=stanza_id):
+            # A connection cut under the insert is tried again (the stanza-id keeps it once);
+            # a pool that stays exhausted is not: the router sheds that (resource-constraint).
+            if not await retried(
+                lambda: self.host.storage.offline.store(username, xml, limit=limit,
+                                                        stanza_id=stanza_id),
+                f"storing a message for {username}", attempts=3, delay=0.05,
+                retry_if=lambda exc: not overloaded(exc)):
                 # XEP-0160 §2 (step 3) and ejabberd: a full queue is service-unavailable, with
                 # a text saying why. resource-constraint (type wait) would invite the sender
                 # to retry into a queue that only empties when the user logs in.
