@@ -229,13 +229,7 @@ async def test_a_database_hiccup_at_session_end_loses_nothing(bob: Any) -> None:
         await raw.next(message(f"unacked {i}"))
     await raw.send("<r xmlns='urn:xmpp:sm:3'/>")
     await raw.next(sm("a"))
-    database = server.host.storage._engine.url.database
-    conn = await asyncpg_connect()
-    try:
-        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = $1 AND pid <> pg_backend_pid()", database)
-    finally:
-        await conn.close()
+    await cut_connections(server)
     await raw.send("</stream:stream>")
     await raw.until_closed()
     await client.next("presence", lambda p: p["from"] == A + "/raw"
@@ -243,11 +237,20 @@ async def test_a_database_hiccup_at_session_end_loses_nothing(bob: Any) -> None:
     await eventually(lambda: _is(stored(server, "alice"), 5))
 
 
-async def asyncpg_connect() -> Any:
+async def cut_connections(server: Server) -> None:
+    """PostgreSQL ends every connection the server has to its database."""
     import asyncpg
 
     from tests.support.databases import ADMIN_DSN
-    return await asyncpg.connect(ADMIN_DSN, timeout=5)
+
+    assert server.host is not None
+    database = server.host.storage._engine.url.database
+    conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = $1 AND pid <> pg_backend_pid()", database)
+    finally:
+        await conn.close()
 
 
 @ONLY_POSTGRESQL
@@ -261,13 +264,7 @@ async def test_connections_cut_during_traffic_bounce_nothing(bob: Any) -> None:
     for i in range(25):
         send(client, A, f"before {i}")
     await ping(client)
-    database = server.host.storage._engine.url.database
-    conn = await asyncpg_connect()
-    try:
-        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = $1 AND pid <> pg_backend_pid()", database)
-    finally:
-        await conn.close()
+    await cut_connections(server)
     for i in range(25):
         send(client, A, f"after {i}")
     await ping(client)

@@ -68,28 +68,40 @@ def storable(el: etree._Element) -> bool:
     return el.find(_BODY) is not None or el.find(_STORE) is not None
 
 
+def xep0082(when: datetime) -> str:
+    """A UTC time as a XEP-0082 DateTime with milliseconds."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def xep0082_now() -> str:
     """The current UTC time as a XEP-0082 DateTime with milliseconds."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return xep0082(datetime.now(UTC))
+
+
+def _add_delay(el: etree._Element, domain: str, stamp: str) -> etree._Element | None:
+    """Add the server's XEP-0203 <delay/> (returned) unless the message carries one already:
+    that one holds the original time (XEP-0203 §3), e.g. of a message that waited in a
+    stream-management queue."""
+    if any(d.get("from") == domain for d in el.iterchildren(_DELAY)):
+        return None
+    delay = etree.SubElement(el, _DELAY, nsmap=_DELAY_NSMAP)
+    delay.set("from", domain)
+    delay.set("stamp", stamp)
+    delay.text = "Offline Storage"  # the reason, as in XEP-0160 §2
+    return delay
 
 
 def with_delay(el: etree._Element, domain: str, stamp: str) -> str:
     """The message as stored: serialised with a XEP-0203 <delay/> from the server.
 
-    The delay is added for the serialisation only; the routed element is left as it was. A
-    message that already carries a delay from this server (one that waited unacknowledged in
-    a stream-management queue) keeps that one: it holds the original time (XEP-0203 §3).
+    The delay is added for the serialisation only; the routed element is left as it was.
     """
-    if any(d.get("from") == domain for d in el.iterchildren(_DELAY)):
-        return etree.tostring(el, encoding="unicode")
-    delay = etree.SubElement(el, _DELAY, nsmap=_DELAY_NSMAP)
-    delay.set("from", domain)
-    delay.set("stamp", stamp)
-    delay.text = "Offline Storage"  # the reason, as in XEP-0160 §2
+    delay = _add_delay(el, domain, stamp)
     try:
         return etree.tostring(el, encoding="unicode")
     finally:
-        el.remove(delay)
+        if delay is not None:
+            el.remove(delay)
 
 
 def our_stanza_id(el: etree._Element, bare: str) -> str | None:
@@ -98,16 +110,6 @@ def our_stanza_id(el: etree._Element, bare: str) -> str | None:
         if sid.get("by") == bare:
             return sid.get("id")
     return None
-
-
-def _stamp(el: etree._Element, domain: str, stored_at: datetime) -> None:
-    """A delay from the server for a message held in a queue and then stored (XEP-0203)."""
-    if any(d.get("from") == domain for d in el.iterchildren(_DELAY)):
-        return
-    delay = etree.SubElement(el, _DELAY, nsmap=_DELAY_NSMAP)
-    delay.set("from", domain)
-    delay.set("stamp", stored_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")
-    delay.text = "Offline Storage"
 
 
 class Offline(Module):
@@ -234,7 +236,7 @@ class Offline(Module):
                     deliver(el, live)
                     done.append(row.id)
                     continue
-                _stamp(el, domain, row.stored_at)
+                _add_delay(el, domain, xep0082(row.stored_at))  # held, then stored
                 journal.adopt(username, sid)
                 try:
                     deliver(el, live, sid)
