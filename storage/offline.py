@@ -8,7 +8,7 @@ process that is gone back to offline delivery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -142,11 +142,14 @@ class OfflineRepository(Repository):
         if deletes:
             await conn.execute(_DELETE, deletes)
 
-    async def release_held(self, keep: str | None = None) -> int:
-        """Rows held by any process but ``keep`` wait for delivery again; returns how many."""
+    async def release_held(self, keep: Collection[str] = (), holder: str | None = None) -> int:
+        """Rows held by ``holder`` (else by any process not in ``keep``) wait for delivery
+        again; returns how many."""
         condition: sa.ColumnElement[bool] = offline_messages.c.held.is_not(None)
-        if keep is not None:
-            condition = sa.and_(condition, offline_messages.c.held != keep)
+        if holder is not None:
+            condition = offline_messages.c.held == holder
+        elif keep:
+            condition = sa.and_(condition, offline_messages.c.held.not_in(list(keep)))
         async with self._engine.begin() as conn:
             result = await conn.execute(offline_messages.update().where(condition)
                                         .values(held=None))

@@ -69,6 +69,9 @@ class Host:
         # This process's run: random per start, so nothing a dead run left behind (rows it
         # held in the delivery journal) is taken for this one's.
         self.incarnation = secrets.token_hex(8)
+        # The incarnations of the processes serving the domain now: this one, and in a
+        # cluster the other live nodes' (``cluster``); rows others held are released.
+        self.live_holders: Callable[[], set[str]] = lambda: {self.incarnation}
         # What must be written before the server acknowledges a client's stanzas (XEP-0198):
         # write-behind queues register their flush here (docs/guarantees.md).
         self.barriers: list[Callable[[], Awaitable[None]]] = []

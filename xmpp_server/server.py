@@ -15,6 +15,7 @@ from pathlib import Path
 from storage import Storage, open_storage
 from xmpp_server import fdlimits
 from xmpp_server.accounts import load_secret as load_auth_secret
+from xmpp_server.cluster import Cluster
 from xmpp_server.config import Config
 from xmpp_server.federation.component import ComponentListener
 from xmpp_server.federation.manager import Federation
@@ -36,7 +37,11 @@ class Server:
         self.http: object | None = None
         self.federation: Federation | None = None
         self.components: ComponentListener | None = None
+        self.cluster: Cluster | None = None
+        self.worker: int | None = None  # the worker's number under ``serve --workers``
+        self.failure: str | None = None  # why the server stopped by itself
         self._stopped = asyncio.Event()
+        self._stop_requested = asyncio.Event()
         self._accept_errors = fdlimits.AcceptErrors()
 
     @property
@@ -66,6 +71,10 @@ class Server:
             module = cls(host)
             module.setup()
             host.modules[cls.name] = module
+        if config.cluster.redis_url:
+            # Before the features start: offline storage releases only dead nodes' rows.
+            self.cluster = Cluster(host, config.cluster, self.worker, on_lost=self._lease_lost)
+            await self.cluster.start()
         for module in host.modules.values():
             await module.start()
         c2s = config.c2s
@@ -111,6 +120,9 @@ class Server:
             if self.components is not None:
                 await self.components.stop()
                 self.components = None
+            if self.cluster is not None:
+                await self.cluster.stop()
+                self.cluster = None
             for module in reversed(list(host.modules.values())):
                 await module.stop()
                 module.teardown()
@@ -121,10 +133,18 @@ class Server:
         self._accept_errors.uninstall()
         self._stopped.set()
 
+    def _lease_lost(self, why: str) -> None:
+        """This node may no longer serve (its lease in the cluster is gone): its clients
+        reconnect to a node that holds one."""
+        self.failure = f"lost the cluster lease: {why}"
+        for listener in self.c2s:  # at once: another node may have their resources now
+            asyncio.get_running_loop().create_task(listener.close_sessions())
+        self._stop_requested.set()
+
     async def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then shut down gracefully."""
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self._stop_requested
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await self.start()

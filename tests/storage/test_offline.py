@@ -107,7 +107,7 @@ async def test_journal_holds_releases_and_hands_back(storage: Storage, alice: st
                                    JournalWrite("hold", alice, "b", held=None)])
     assert [m.stanza_id for m in await storage.offline.fetch(alice)] == ["b"]
     # a process that died: its rows wait again, those of the live one stay held
-    assert await storage.offline.release_held(keep="p1") == 1
+    assert await storage.offline.release_held(keep={"p1"}) == 1
     assert [m.stanza_id for m in await storage.offline.fetch(alice)] == ["b", "c"]
     fetched = await storage.offline.fetch(alice)
     assert all(m.stored_at.tzinfo is not None for m in fetched)

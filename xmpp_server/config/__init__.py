@@ -117,6 +117,10 @@ class Config(BaseModel):
         for name in self.components.secrets:
             if name in taken:
                 raise ValueError(f"components.secrets: {name} is already served by this server")
+        if self.cluster.redis_url and self.storage.url.startswith("sqlite"):
+            # Each node would have its own database: accounts, rosters and history split.
+            raise ValueError("cluster.redis_url: a cluster keeps its data in PostgreSQL; "
+                             "storage.url is SQLite")
         return self
 
 

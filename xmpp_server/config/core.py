@@ -59,8 +59,11 @@ class StorageConfig(Section):
 
 
 class ClusterConfig(Section):
-    redis_url: str = ""  # empty: single node
-    node: str = ""  # empty: derived by the cluster layer (e.g. host name + pid)
+    redis_url: str = ""  # empty: a single node
+    node: str = ""  # this node's name; empty: the host name (with --workers, plus "-<n>")
+    # Seconds a node's lease lasts unless renewed (five times per period): a node that
+    # cannot renew stops serving, and the others take over after it.
+    lease_ttl: Annotated[float, Field(ge=0.5)] = 5.0
 
     @field_validator("redis_url")
     @classmethod

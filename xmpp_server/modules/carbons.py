@@ -23,6 +23,7 @@ always succeeds, <bound/> gets no answer, XEP-0386 §3.2).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from copy import deepcopy
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from lxml import etree
 from xmpp_server import namespaces as ns
 from xmpp_server.modules.base import Module, own_session
 from xmpp_server.modules.messages import DELIVERING
+from xmpp_server.routing.sessions import CARBONS
 from xmpp_server.stanza import Stanza, element, iq_result, sub
 from xmpp_server.stream import bind2
 
@@ -110,14 +112,14 @@ class Carbons(Module):
     async def enable(self, stanza: Stanza) -> bool:
         username, session = own_session(stanza, _OWN_ONLY)
         if not session.closed:
-            self._enabled.setdefault(username, set()).add(session)
+            self._enable(username, session)
         await self.host.router.reply(stanza, iq_result(stanza))
         return True
 
     def enable_inline(self, arg: tuple[Login, etree._Element]) -> bool:
         session = arg[0].session
         if session.username is not None:
-            self._enabled.setdefault(session.username, set()).add(session)
+            self._enable(session.username, session)
         return True
 
     async def disable(self, stanza: Stanza) -> bool:
@@ -130,12 +132,30 @@ class Carbons(Module):
         if session.username is not None:
             self._forget(session.username, session)
 
+    def _enable(self, username: str, session: Session) -> None:
+        self._enabled.setdefault(username, set()).add(session)
+        session.data[CARBONS] = True  # what other nodes of a cluster see of it
+        self.host.sessions.changed(session)
+
     def _forget(self, username: str, session: Session) -> None:
         sessions = self._enabled.get(username)
         if sessions is not None:
             sessions.discard(session)
             if not sessions:
                 del self._enabled[username]
+        if session.data.pop(CARBONS, None):
+            self.host.sessions.changed(session)
+
+    def _enabled_of(self, username: str) -> Collection[Session]:
+        """The user's sessions that enabled carbons: this node's, and in a cluster others'."""
+        local = self._enabled.get(username)
+        remote = self.host.sessions.remote
+        if remote is None:
+            return local or ()
+        others = [s for s in remote.of_user(username) if s.data.get(CARBONS)]
+        if not others:
+            return local or ()
+        return [*(local or ()), *others]
 
     # -- copies -------------------------------------------------------------------------------
 
@@ -147,7 +167,7 @@ class Carbons(Module):
             return
         to = stanza.to
         assert to is not None and to.local is not None
-        enabled = self._enabled.get(to.local)
+        enabled = self._enabled_of(to.local)
         if not enabled or not eligible(el):
             return
         origin = stanza.origin  # a message to oneself: its sender gets no copy of it
@@ -161,7 +181,7 @@ class Carbons(Module):
         frm, origin = stanza.frm, stanza.origin
         if origin is None or frm is None or frm.local is None:
             return
-        enabled = self._enabled.get(frm.local)
+        enabled = self._enabled_of(frm.local)
         if not enabled:
             return
         to = stanza.to

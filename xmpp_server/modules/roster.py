@@ -153,7 +153,9 @@ class Roster(Module):
     async def get(self, stanza: Stanza) -> bool:
         owner = self._owner(stanza)
         assert owner.local is not None and stanza.origin is not None and stanza.child is not None
-        stanza.origin.interested = True  # §2.2
+        if not stanza.origin.interested:
+            stanza.origin.interested = True  # §2.2
+            self.host.sessions.changed(stanza.origin)
         items, version = await self.host.storage.roster.get(owner.local)
         ver = stanza.child.get("ver")
         if ver and ver == str(version):

@@ -319,6 +319,7 @@ class Session:
         self._paused = False
         self._closing = False
         self._close_reason = None
+        self.host.sessions.changed(self)
 
     def detach(self, condition: str, text: str | None = None) -> None:
         """Cut a live connection with a stream error but keep the session, detached."""
@@ -361,6 +362,7 @@ class Session:
         new.closed = new._ended = True
         if self._inbox and self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._work())
+        self.host.sessions.changed(self)
 
     def _end(self) -> None:
         if not self._ended:

@@ -127,6 +127,7 @@ class Offline(Module):
         self.on("message/offline", self.store)
         self.on("initial-presence", self.deliver)
         self.on("session-relieved", self.deliver)
+        self.on("cluster-node-dead", self.node_dead)
         self.host.barriers.append(self.journal.flush)
 
     def teardown(self) -> None:
@@ -136,11 +137,20 @@ class Offline(Module):
 
     async def start(self) -> None:
         # Rows held by a process that is gone (a crash): their messages wait for delivery.
-        released = await self.host.storage.offline.release_held(keep=None)
+        released = await self.host.storage.offline.release_held(keep=self.host.live_holders())
         if released:
             log.info("%d messages left unacknowledged by the previous run wait for delivery",
                      released)
         self.journal.start()
+
+    async def node_dead(self, incarnation: str) -> None:
+        """A cluster node died: what its clients had not acknowledged waits for delivery."""
+        released = await retried(
+            lambda: self.host.storage.offline.release_held(holder=incarnation),
+            "releasing a dead node's unacknowledged messages")
+        if released:
+            log.info("%d messages a dead node's clients had not acknowledged wait for "
+                     "delivery", released)
 
     async def stop(self) -> None:
         await self.journal.stop()

@@ -58,6 +58,8 @@ class Presence(Module):
         self.on("presence/bare", self.to_bare)
         self.on("presence/full", self.to_full)
         self.on("session-ended", self.session_ended)
+        # A resource of a cluster node that died: its contacts see it go the same way.
+        self.on("cluster-session-lost", self.session_ended)
         self.offer(self._stream_feature)
 
     @staticmethod

@@ -70,6 +70,7 @@ class Broadcast:
         stored.attrib.pop("to", None)
         stored.set("from", str(jid))
         session.presence = stored
+        self.host.sessions.changed(session)
         # §4.2.2, §4.4.2: the user's own available resources, including this one
         for other in available_sessions(self.host, username):
             other.send(addressed(stored, str(other.jid)))
@@ -101,6 +102,8 @@ class Broadcast:
         was_available = session.available
         session.available = False
         session.presence = None
+        if was_available:
+            self.host.sessions.changed(session)
         directed = list(session.directed)
         session.directed.clear()
         username, jid = session.username, session.jid

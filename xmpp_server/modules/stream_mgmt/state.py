@@ -87,7 +87,9 @@ class SmState:
             self.journal.hold(self.username, key, data)
         session = self.session
         if len(queue) >= self.max_unacked or self.queued_bytes >= self.max_bytes:
-            session.congested = True
+            if not session.congested:
+                session.congested = True
+                session.host.sessions.changed(session)
             if len(queue) > 2 * self.max_unacked or self.queued_bytes > 2 * self.max_bytes:
                 # Kept stanzas are not lost: ending the session hands them on (unacked.py).
                 if session.detached:
@@ -139,6 +141,7 @@ class SmState:
         if (session.congested and len(queue) <= self.max_unacked // 2
                 and self.queued_bytes <= self.max_bytes // 2):
             session.congested = False
+            session.host.sessions.changed(session)
             if self._on_relieved is not None:
                 self._on_relieved(self)
         if queue and not session.detached:
