@@ -2,7 +2,7 @@
 
     xmppd [serve] [--config FILE]     run the server (no file: the embedded default)
     xmppd user add|del|passwd|list    manage accounts
-    xmppd room list                   list the persistent group chat rooms (XEP-0045)
+    xmppd room list                   list the group chat rooms (XEP-0045), live ones too
     xmppd migrate                     create or upgrade the database schema
     xmppd check-config                validate the configuration and print a summary
 
@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     usub.add_parser("list", parents=[common], help="list accounts")
     room = sub.add_parser("room", parents=[common], help="group chat rooms")
     rsub = room.add_subparsers(dest="action", required=True)
-    rsub.add_parser("list", parents=[common], help="list the persistent rooms")
+    rsub.add_parser("list", parents=[common],
+                    help="list the rooms: stored ones, and live ones with their occupants")
     return p
 
 
@@ -138,24 +139,37 @@ def _user(config: Config, args: argparse.Namespace) -> int:
 
 
 def _room(config: Config) -> int:
-    """``xmppd room list``: one line per persistent room: JID, flags, owners, name."""
+    """``xmppd room list``: one line per room: JID, flags, occupants, owners, name.
+
+    The running server knows every room, persistent or not, and who is in it: it is asked
+    on its admin socket. When none answers, the stored rooms are listed, occupants unknown
+    (``occupants=?``), with a note on stderr saying why.
+    """
     from storage import open_storage
+    from web_bridge import admin_socket
+    from xmpp_server.modules.muc.listing import RoomSummary, stored_summaries
 
     async def run() -> int:
-        storage = await open_storage(config.storage.url)
+        path = admin_socket.path_of(config)
         try:
-            for stored in await storage.rooms.rooms(config.muc.domain):
-                room = await storage.rooms.get(stored.jid) or stored
-                c = room.config
-                flags = ",".join((
-                    "public" if c.get("public", True) else "hidden",
-                    "members-only" if c.get("members_only") else "open",
-                    *(("password",) if c.get("password") else ()),
-                    *(("moderated",) if c.get("moderated") else ())))
-                owners = ",".join(a.jid for a in room.affiliations if a.affiliation == "owner")
-                print(f"{room.jid}\t{flags}\towners={owners or '-'}\t{c.get('name') or ''}")
-        finally:
-            await storage.close()
+            answer = await admin_socket.ask(path, "/rooms")
+            rooms = [RoomSummary.from_json(room) for room in answer["rooms"]]
+        except admin_socket.Unreachable as exc:
+            why = str(exc)
+        except (KeyError, TypeError, ValueError):
+            why = f"the server at {path} did not answer as expected"
+        else:
+            why = ""
+        if why:
+            print(f"xmppd: {why}: listing the stored rooms only, occupants unknown",
+                  file=sys.stderr)
+            storage = await open_storage(config.storage.url)
+            try:
+                rooms = await stored_summaries(storage.rooms, config.muc.domain, None)
+            finally:
+                await storage.close()
+        for room in rooms:
+            print(room.line())
         return EXIT_OK
 
     return asyncio.run(run())

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storage import Storage, open_storage
 from xmpp_server import fdlimits
@@ -25,6 +26,9 @@ from xmpp_server.stream import certificates, tls
 from xmpp_server.stream.c2s import C2SListener
 from xmpp_server.stream.fast_key import load as load_fast_key
 
+if TYPE_CHECKING:
+    from web_bridge.admin_socket import AdminSocket
+
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +39,7 @@ class Server:
         self.storage: Storage | None = None
         self.c2s: list[C2SListener] = []
         self.http: object | None = None
+        self.admin: AdminSocket | None = None  # the local admin endpoint
         self.federation: Federation | None = None
         self.components: ComponentListener | None = None
         self.cluster: Cluster | None = None
@@ -95,9 +100,17 @@ class Server:
             http = HttpService(host, self.c2s)
             await http.start()
             self.http = http
+        from web_bridge.admin_socket import AdminSocket, path_of
+
+        admin = AdminSocket(host, path_of(config))
+        await admin.start()
+        self.admin = admin
         log.info("serving %s", host.domain)
 
     async def stop(self) -> None:
+        if self.admin is not None:
+            await self.admin.stop()
+            self.admin = None
         for listener in self.c2s:
             await listener.stop_accepting()
         if self.federation is not None:

@@ -20,6 +20,9 @@ class ServerConfig(Section):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     # The event loop of ``xmppd serve``: uvloop when installed ("auto"), or one chosen.
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    # The local admin endpoint that ``xmppd`` commands ask (``xmppd room list``): a Unix
+    # socket only the server's user reaches. Empty: <data_dir>/admin.sock.
+    admin_socket: str = ""
 
     @field_validator("domain")
     @classmethod

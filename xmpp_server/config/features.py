@@ -77,6 +77,11 @@ class MucConfig(Section):
     max_history: NonNegative = 50  # most messages a room keeps for the history sent on joining
     rate: NonNegative = 20  # messages per second a room accepts on average; 0 = unlimited
     burst: Positive = 50  # messages a room accepts at once above that rate
+    # XEP-0045 §10.1.2: a room made with the MUC protocol is locked (others get item-not-found)
+    # until its owner configures it or accepts the default, or until lock_timeout passes: as
+    # Prosody's muc_room_locking and muc_room_lock_timeout, with their defaults.
+    lock_new_rooms: bool = True
+    lock_timeout: Annotated[float, Field(gt=0)] = 300.0  # seconds
 
     @field_validator("domain")
     @classmethod

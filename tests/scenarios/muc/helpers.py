@@ -58,11 +58,13 @@ async def owned_clients() -> AsyncIterator[list[Client]]:
         await close(*opened)  # closing a client closed already is harmless
 
 
-async def client(server: Server, user: str, resource: str = "test", **kw: Any) -> Client:
-    """A logged-in client of ``user``, closed when the test ends (see ``owned_clients``)."""
+async def client(server: Server, user: str, resource: str = "test",
+                 plugins: tuple[str, ...] = (), **kw: Any) -> Client:
+    """A logged-in client of ``user`` (with disco and these slixmpp plugins), closed when the
+    test ends (see ``owned_clients``)."""
     opened = _opened.get(None)
     assert opened is not None, "open MUC test clients inside owned_clients() (the fixture)"
-    c = await connect(server, user, resource=resource, plugins=("xep_0030",), **kw)
+    c = await connect(server, user, resource=resource, plugins=("xep_0030", *plugins), **kw)
     opened.append(c)
     c.auto_authorize = None
     queue: asyncio.Queue[Any] = asyncio.Queue()

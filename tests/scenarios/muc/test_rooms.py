@@ -68,6 +68,46 @@ async def test_reserved_room_is_locked_until_configured(server):
     await entered(bob, room, "Bob")
 
 
+async def test_lock_lapses_like_prosodys(servers):
+    """A creator that only joins (go-sendxmpp, bots) can talk at once; the others get in
+    once ``muc.lock_timeout`` has passed without a configuration (Prosody's behaviour)."""
+    server = await servers.start(muc={"lock_timeout": 1})
+    alice, bob = await clients(server, "alice", "bob")
+    room = room_jid("adhoc")
+    pres = await join(alice, room, "Alice")
+    assert "201" in statuses(pres)
+    say(alice, room, "anyone here?")
+    await groupchat(alice, "anyone here?")  # the owner speaks in her locked room
+    assert await join_error(bob, room, "Bob") == "item-not-found"
+    await asyncio.sleep(1.1)
+    await entered(bob, room, "Bob")
+    say(bob, room, "now I am")
+    await groupchat(alice, "now I am")
+    listed = (await disco_items_iq(bob, SERVICE)).xml
+    assert room in [i.get("jid") for i in listed.iter(
+        "{http://jabber.org/protocol/disco#items}item")]
+    # a late configuration is an ordinary change now: announced (§10.2.1), room unchanged
+    await configure(alice, room, roomname="Ad hoc")
+    notice = await bob.next("stanza", lambda m: "104" in statuses(m))
+    assert str(notice["from"]) == room
+
+
+async def test_new_rooms_unlocked_when_configured_so(servers):
+    """``muc.lock_new_rooms = false``: every new room is an instant room (still status 201)."""
+    server = await servers.start(muc={"lock_new_rooms": False})
+    alice, bob = await clients(server, "alice", "bob")
+    room = room_jid("open-door")
+    pres = await join(alice, room, "Alice")
+    assert {"110", "201"} <= statuses(pres)
+    assert item(pres)["affiliation"] == "owner"
+    await entered(bob, room, "Bob")
+    say(bob, room, "hello")
+    await groupchat(alice, "hello")
+    # a client that accepts the default configuration anyway (Converse.js does) changes nothing
+    await configure(alice, room)
+    await bob.nothing("stanza", lambda m: "104" in statuses(m))
+
+
 async def test_configuration_errors(server):
     alice, bob = await clients(server, "alice", "bob")
     room = await create(alice, "lounge", "Alice")

@@ -1,7 +1,8 @@
 """XEP-0045: Multi-User Chat, on the service domain ``[muc] domain`` (conference.<domain>).
 
 With XEP-0249 direct invitations, XEP-0313 archives of rooms, XEP-0359 stanza ids stamped by
-the room, XEP-0421 occupant ids, XEP-0425 moderation and XEP-0410 self-ping.
+the room, XEP-0421 occupant ids, XEP-0425 moderation (``:1`` and the fastened ``:0``) and
+XEP-0410 self-ping.
 
 The package, by sub-feature:
 
@@ -74,6 +75,7 @@ class Muc(Module):
             ("get", archive.QUERY): archive.get_form,
             ("set", archive.QUERY): archive.query,
             ("set", moderation.QUERY): moderation.moderate,
+            ("set", moderation.APPLY_TO): moderation.moderate_fastened,
             ("get", register.QUERY): register.get,
             ("set", register.QUERY): register.set_,
             ("get", _PING): _pong,

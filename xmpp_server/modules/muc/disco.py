@@ -20,6 +20,7 @@ from xmpp_server.modules.muc.forms import Field
 from xmpp_server.modules.muc.ns import (
     MAM,
     MODERATE,
+    MODERATE_0,
     MUC,
     OCCUPANT_ID,
     REGISTER,
@@ -80,7 +81,7 @@ def room_features(room: Room) -> list[str]:
     c = room.config
     features = [
         ns.DISCO_INFO, ns.DISCO_ITEMS, MUC, STABLE_ID, SELF_PING, OCCUPANT_ID, ns.SID,
-        REGISTER, MODERATE, REQUEST,
+        REGISTER, MODERATE, MODERATE_0, REQUEST,
         "muc_public" if c.public else "muc_hidden",
         "muc_persistent" if c.persistent else "muc_temporary",
         "muc_membersonly" if c.members_only else "muc_open",

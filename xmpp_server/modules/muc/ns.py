@@ -24,6 +24,10 @@ RSM = "http://jabber.org/protocol/rsm"
 FORWARD = "urn:xmpp:forward:0"
 MODERATE = "urn:xmpp:message-moderate:1"  # XEP-0425
 RETRACT = "urn:xmpp:message-retract:1"  # XEP-0424
+# XEP-0425 v0.2 (what older clients send): the request fastened (XEP-0422) to the message
+MODERATE_0 = "urn:xmpp:message-moderate:0"
+RETRACT_0 = "urn:xmpp:message-retract:0"
+FASTEN = "urn:xmpp:fasten:0"
 REGISTER = "jabber:iq:register"
 
 

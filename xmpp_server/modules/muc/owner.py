@@ -66,7 +66,7 @@ async def set_owner(service: MucService, room: Room, stanza: Stanza) -> None:
         new = apply_form(old, x, settings.max_occupants, settings.max_history)
         await service.reconfigure(room, new)
         fresh = room.locked
-        room.locked = False
+        room.unlock()
     await service.reply(stanza, iq_result(stanza))
     if not new.persistent and old.persistent:
         await service.room_emptied(room)  # no longer kept: an empty room goes now

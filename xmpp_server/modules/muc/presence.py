@@ -110,9 +110,10 @@ async def _enter(service: MucService, room: Room | None, stanza: Stanza, nick: s
     created = False
     if room is None:
         # §10.1.1: the first to enter creates the room and owns it; with the MUC protocol
-        # (<x/>) the room is locked until configured, the old groupchat protocol gets an
-        # instant room (§7.2.2 note, as Prosody).
-        room, created = service.create(to.bare, frm, locked=x is not None)
+        # (<x/>) the room is locked until configured (unless ``[muc] lock_new_rooms`` is
+        # off), the old groupchat protocol gets an instant room (§7.2.2 note, as Prosody).
+        room, created = service.create(to.bare, frm,
+                                       locked=x is not None and service.settings.lock_new_rooms)
     affiliation = room.affiliation(frm)
     if room.destroyed or (room.locked and affiliation != "owner"):
         raise StanzaError("item-not-found", "no such room")  # §10.1.1: locked until configured

@@ -67,7 +67,7 @@ class Room:
         self.occupants: dict[str, Occupant] = {}  # nick key -> occupant
         self.by_jid: dict[JID, Occupant] = {}  # real full JID -> occupant
         self.voice_requests: dict[str, float] = {}  # occupant key -> when it last asked (§7.13)
-        self.locked = False  # §10.1.2: created, not yet configured
+        self._locked_until: float | None = None  # §10.1.2: created, not yet configured
         self.destroyed = False
         self.subject: str | None = None
         self.subject_by: str | None = None
@@ -78,6 +78,23 @@ class Room:
         self.invited: dict[str, JID] = {}  # invitee's bare JID -> inviter (for declines)
         self._forms: dict[tuple[str, bool], Template] = {}  # (nick key, with jid) -> presence
         self._targets: list[Target] | None = None
+
+    # -- the lock of a new room (§10.1.2) ------------------------------------------------------
+
+    @property
+    def locked(self) -> bool:
+        """Created and not configured yet. The lock lapses after ``[muc] lock_timeout``, as
+        Prosody's does, so a room whose creator only joins becomes usable for others."""
+        until = self._locked_until
+        if until is not None and time.monotonic() >= until:
+            self._locked_until = until = None
+        return until is not None
+
+    def lock_for(self, seconds: float) -> None:
+        self._locked_until = time.monotonic() + seconds
+
+    def unlock(self) -> None:
+        self._locked_until = None
 
     # -- who is who ---------------------------------------------------------------------------
 

@@ -177,7 +177,8 @@ class MucService:
             return existing, False
         config = RoomConfig(history_length=min(20, self.settings.max_history))
         room = Room(self, jid, config, secrets.token_urlsafe(18))
-        room.locked = locked
+        if locked:
+            room.lock_for(self.settings.lock_timeout)
         room.affiliations[creator.bare_str] = "owner"
         self.rooms[jid] = room
         return room, True
