@@ -7,7 +7,7 @@
     xmppd check-config                validate the configuration and print a summary
 
 Exit status: 0 ok, 1 the operation failed, 2 bad usage or bad configuration (one line naming
-the key).
+the key) or a port that cannot be listened on (one line saying what to do).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from xmpp_server.config import Config, ConfigError, load_config
+from xmpp_server.listening import ListenError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -223,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "room":
             return _room(config)
         return _user(config, args)
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, ListenError) as exc:
         print(f"xmppd: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -2,7 +2,8 @@
 
 ``Server.start()`` brings everything up in order and ``Server.stop()`` takes it down in reverse:
 listeners stop accepting, sessions get ``</stream:stream>`` (system-shutdown), background work
-drains, modules stop, storage closes.
+drains, modules stop, storage closes. A start that fails half-way (a port already taken)
+stops what it had started before the error reaches the command line.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ class Server:
         return self.c2s[1].port if len(self.c2s) > 1 else None
 
     async def start(self) -> None:
+        """Bring everything up; if anything fails (a port taken, the database unreachable),
+        what was started is stopped again before the error propagates."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         module_classes = registry.resolve(config.modules.enabled)  # config errors first
         fdlimits.raise_nofile_limit()
@@ -83,9 +93,8 @@ class Server:
         if config.http.enabled:
             from web_bridge.app import HttpService
 
-            http = HttpService(host, self.c2s)
+            self.http = http = HttpService(host, self.c2s)
             await http.start()
-            self.http = http
         log.info("serving %s", host.domain)
 
     async def stop(self) -> None:
