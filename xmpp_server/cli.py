@@ -7,7 +7,8 @@
     xmppd check-config                validate the configuration and print a summary
 
 Exit status: 0 ok, 1 the operation failed, 2 bad usage or bad configuration (one line naming
-the key) or a port that cannot be listened on (one line saying what to do).
+the key), a port that cannot be listened on or a database that cannot be opened (one line
+saying what to do).
 """
 
 from __future__ import annotations
@@ -229,6 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:
+        from storage import StorageUnavailable  # imported already by whatever opened storage
+
+        if not isinstance(exc, StorageUnavailable):
+            raise
+        print(f"xmppd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
