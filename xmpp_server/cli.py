@@ -5,6 +5,7 @@
     xmppd room list                   list the persistent group chat rooms (XEP-0045)
     xmppd migrate                     create or upgrade the database schema
     xmppd check-config                validate the configuration and print a summary
+    xmppd cert show                   the TLS certificate's path and fingerprints (made if none)
 
 Exit status: 0 ok, 1 the operation failed, 2 bad usage or bad configuration (one line naming
 the key), a port that cannot be listened on or a database that cannot be opened (one line
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", parents=[common], help="run the server")
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
     sub.add_parser("check-config", parents=[common], help="validate the configuration")
+    cert = sub.add_parser("cert", parents=[common], help="the server's TLS certificate")
+    csub = cert.add_subparsers(dest="action", required=True)
+    csub.add_parser("show", parents=[common],
+                    help="print its path and fingerprints (making the self-signed one first)")
     user = sub.add_parser("user", parents=[common], help="manage accounts")
     usub = user.add_subparsers(dest="action", required=True)
     for action, text in (("add", "create an account"), ("passwd", "set a new password")):
@@ -210,6 +215,16 @@ def _check(config: Config) -> int:
     return EXIT_OK
 
 
+def _cert_show(config: Config) -> int:
+    from xmpp_server import cert_show
+
+    rows = cert_show.rows(config)
+    width = max(len(label) for label, _ in rows) + 2
+    for label, value in rows:
+        print(f"{label + ':':<{width}}{value}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -224,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(config)
         if command == "room":
             return _room(config)
+        if command == "cert":
+            return _cert_show(config)
         return _user(config, args)
     except (ConfigError, UsageError, ListenError) as exc:
         print(f"xmppd: {exc}", file=sys.stderr)

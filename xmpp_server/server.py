@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from pathlib import Path
 
 from storage import Storage, open_storage
 from xmpp_server import fdlimits
@@ -64,10 +63,7 @@ class Server:
         self._accept_errors.install(asyncio.get_running_loop())
         self.storage = await open_storage(config.storage.url)
         host = self.host = Host(config, self.storage, load_auth_secret(config))
-        cert, key = certificates.ensure_certificate(
-            config.tls, Path(config.server.data_dir), host.domain,
-            extra_names=[config.muc.domain, config.upload.domain],
-        )
+        cert, key = certificates.server_certificate(config)
         host.ssl_context = tls.server_context(cert, key)
         host.tls_cert_der = certificates.certificate_der(cert)
         if config.c2s.sasl2 and config.c2s.fast_token_ttl > 0:
