@@ -55,7 +55,8 @@ def explain(url: str, exc: BaseException) -> StorageUnavailable | None:
 
 
 def _postgresql(url: URL, exc: BaseException) -> str | None:
-    host = url.host or url.query.get("host") or "localhost"
+    query_host = url.query.get("host")  # a Unix socket directory: ?host=/run/postgresql
+    host = url.host or (query_host if isinstance(query_host, str) else None) or "localhost"
     where = f"{host}:{url.port or 5432}"
     user = url.username or "(the current system user)"
     if isinstance(exc, socket.gaierror):
