@@ -4,7 +4,7 @@
     xmppd user add|del|passwd|list    manage accounts
     xmppd room list                   list the persistent group chat rooms (XEP-0045)
     xmppd migrate                     create or upgrade the database schema
-    xmppd check-config                validate the configuration and print a summary
+    xmppd check-config                validate the configuration and the files it names
     xmppd cert show                   the TLS certificate's path and fingerprints (made if none)
 
 Exit status: 0 ok, 1 the operation failed, 2 bad usage or bad configuration (one line naming
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     sub.add_parser("serve", parents=[common], help="run the server")
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
-    sub.add_parser("check-config", parents=[common], help="validate the configuration")
+    sub.add_parser("check-config", parents=[common],
+                   help="validate the configuration and the files it names")
     cert = sub.add_parser("cert", parents=[common], help="the server's TLS certificate")
     csub = cert.add_subparsers(dest="action", required=True)
     csub.add_parser("show", parents=[common],
@@ -207,11 +208,19 @@ def _migrate(config: Config) -> int:
 
 
 def _check(config: Config) -> int:
+    from storage.unavailable import safe_url
+    from xmpp_server import preflight
     from xmpp_server.modules import registry
 
     registry.resolve(config.modules.enabled)
-    print(f"configuration ok: domain {config.server.domain}, storage {config.storage.url}, "
-          f"c2s {config.c2s.bind}:{config.c2s.port}, modules {', '.join(config.modules.enabled)}")
+    problems = preflight.problems(config)
+    for problem in problems:
+        print(f"xmppd: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
+    print(f"configuration ok: domain {config.server.domain}, storage "
+          f"{safe_url(config.storage.url)}, c2s {config.c2s.bind}:{config.c2s.port}, "
+          f"modules {', '.join(config.modules.enabled)}")
     return EXIT_OK
 
 
