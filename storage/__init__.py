@@ -6,6 +6,7 @@ nothing outside this package imports SQLAlchemy.
 
 from storage.engine import Storage, open_storage
 from storage.types import RosterItem, ScramCredentials, UnknownUser, UserExists, overloaded
+from storage.unavailable import StorageUnavailable
 
-__all__ = ["RosterItem", "ScramCredentials", "Storage", "UnknownUser", "UserExists", "open_storage",
-           "overloaded"]
+__all__ = ["RosterItem", "ScramCredentials", "Storage", "StorageUnavailable", "UnknownUser",
+           "UserExists", "open_storage", "overloaded"]

@@ -29,6 +29,7 @@ from storage.push import PushRepository
 from storage.rooms import RoomRepository
 from storage.roster import RosterRepository
 from storage.timing import Observer, listen
+from storage.unavailable import explain
 from storage.uploads import UploadRepository
 from storage.users import UserRepository
 from storage.vcards import PrivateXmlRepository, VCardRepository
@@ -99,15 +100,33 @@ async def open_storage(url: str, *, migrate: bool = True, cache: bool = True) ->
     """Create the engine for `url` (sqlite+aiosqlite:///path or postgresql+asyncpg://...).
 
     ``cache``: keep read caches (``storage/cache.py``); only for the single writer of a database.
+    A database that cannot be opened (missing, login refused, unreachable: its first connection
+    is the migration's) raises ``StorageUnavailable`` with one line saying what to do.
     """
-    storage = Storage(_create_engine(url), url, cache=cache)
+    try:
+        engine = _create_engine(url)  # makes the SQLite file's directory
+    except OSError as exc:
+        _raise_unavailable(url, exc)
+        raise
+    storage = Storage(engine, url, cache=cache)
     if migrate:
         try:
             await storage.migrate()
+        except Exception as exc:
+            await storage.close()
+            _raise_unavailable(url, exc)
+            raise
         except BaseException:
             await storage.close()
             raise
     return storage
+
+
+def _raise_unavailable(url: str, exc: Exception) -> None:
+    """Raise the one-line ``StorageUnavailable`` for ``exc`` if a person must fix it."""
+    unavailable = explain(url, exc)
+    if unavailable is not None:
+        raise unavailable from exc
 
 
 def alembic_config(url: str | None = None) -> Config:

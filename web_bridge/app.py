@@ -30,6 +30,7 @@ from aiohttp import web
 
 from web_bridge import admin, discovery, errors, security, upload, websocket
 from web_bridge.bosh import BoshHub
+from xmpp_server.listening import cannot_listen
 from xmpp_server.modules.http_upload import HttpUpload
 
 if TYPE_CHECKING:
@@ -99,7 +100,10 @@ class HttpService:
         self.runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=5.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.bind, config.port, backlog=1024)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise cannot_listen("http", config.bind, config.port, "http.port", exc) from exc
         sockets = getattr(site._server, "sockets", None)
         if sockets:
             self.port = sockets[0].getsockname()[1]

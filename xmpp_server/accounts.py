@@ -49,12 +49,17 @@ SECRET_SIZE = 32
 _DIGEST_SIZE = {"SCRAM-SHA-1": 20, "SCRAM-SHA-256": 32}
 
 
+def secret_path(config: Config) -> Path:
+    """``auth.secret_file``, or ``<data_dir>/auth.key`` when it is empty."""
+    configured = config.auth.secret_file
+    if configured:
+        return Path(configured).expanduser()
+    return Path(config.server.data_dir) / "auth.key"
+
+
 def load_secret(config: Config) -> bytes:
     """The key of ``auth.secret_file`` (empty: ``<data_dir>/auth.key``), made once."""
-    configured = config.auth.secret_file
-    path = (Path(configured).expanduser() if configured
-            else Path(config.server.data_dir) / "auth.key")
-    return keyfile.load(path, SECRET_SIZE, "auth.secret_file")
+    return keyfile.load(secret_path(config), SECRET_SIZE, "auth.secret_file")
 
 
 def _plain_salt(creds: list[ScramCredentials]) -> bytes:

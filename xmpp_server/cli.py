@@ -4,10 +4,12 @@
     xmppd user add|del|passwd|list    manage accounts
     xmppd room list                   list the group chat rooms (XEP-0045), live ones too
     xmppd migrate                     create or upgrade the database schema
-    xmppd check-config                validate the configuration and print a summary
+    xmppd check-config                validate the configuration and the files it names
+    xmppd cert show                   the TLS certificate's path and fingerprints (made if none)
 
 Exit status: 0 ok, 1 the operation failed, 2 bad usage or bad configuration (one line naming
-the key).
+the key), a port that cannot be listened on or a database that cannot be opened (one line
+saying what to do).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from xmpp_server.config import Config, ConfigError, load_config
+from xmpp_server.listening import ListenError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -37,7 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     sub.add_parser("serve", parents=[common], help="run the server")
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
-    sub.add_parser("check-config", parents=[common], help="validate the configuration")
+    sub.add_parser("check-config", parents=[common],
+                   help="validate the configuration and the files it names")
+    cert = sub.add_parser("cert", parents=[common], help="the server's TLS certificate")
+    csub = cert.add_subparsers(dest="action", required=True)
+    csub.add_parser("show", parents=[common],
+                    help="print its path and fingerprints (making the self-signed one first)")
     user = sub.add_parser("user", parents=[common], help="manage accounts")
     usub = user.add_subparsers(dest="action", required=True)
     for action, text in (("add", "create an account"), ("passwd", "set a new password")):
@@ -214,11 +222,29 @@ def _migrate(config: Config) -> int:
 
 
 def _check(config: Config) -> int:
+    from storage.unavailable import safe_url
+    from xmpp_server import preflight
     from xmpp_server.modules import registry
 
     registry.resolve(config.modules.enabled)
-    print(f"configuration ok: domain {config.server.domain}, storage {config.storage.url}, "
-          f"c2s {config.c2s.bind}:{config.c2s.port}, modules {', '.join(config.modules.enabled)}")
+    problems = preflight.problems(config)
+    for problem in problems:
+        print(f"xmppd: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
+    print(f"configuration ok: domain {config.server.domain}, storage "
+          f"{safe_url(config.storage.url)}, c2s {config.c2s.bind}:{config.c2s.port}, "
+          f"modules {', '.join(config.modules.enabled)}")
+    return EXIT_OK
+
+
+def _cert_show(config: Config) -> int:
+    from xmpp_server import cert_show
+
+    rows = cert_show.rows(config)
+    width = max(len(label) for label, _ in rows) + 2
+    for label, value in rows:
+        print(f"{label + ':':<{width}}{value}")
     return EXIT_OK
 
 
@@ -236,12 +262,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(config)
         if command == "room":
             return _room(config)
+        if command == "cert":
+            return _cert_show(config)
         return _user(config, args)
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, ListenError) as exc:
         print(f"xmppd: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:
+        from storage import StorageUnavailable  # imported already by whatever opened storage
+
+        if not isinstance(exc, StorageUnavailable):
+            raise
+        print(f"xmppd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

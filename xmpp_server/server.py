@@ -2,7 +2,8 @@
 
 ``Server.start()`` brings everything up in order and ``Server.stop()`` takes it down in reverse:
 listeners stop accepting, sessions get ``</stream:stream>`` (system-shutdown), background work
-drains, modules stop, storage closes.
+drains, modules stop, storage closes. A start that fails half-way (a port already taken)
+stops what it had started before the error reaches the command line.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storage import Storage, open_storage
@@ -58,16 +58,22 @@ class Server:
         return self.c2s[1].port if len(self.c2s) > 1 else None
 
     async def start(self) -> None:
+        """Bring everything up; if anything fails (a port taken, the database unreachable),
+        what was started is stopped again before the error propagates."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         module_classes = registry.resolve(config.modules.enabled)  # config errors first
         fdlimits.raise_nofile_limit()
         self._accept_errors.install(asyncio.get_running_loop())
         self.storage = await open_storage(config.storage.url)
         host = self.host = Host(config, self.storage, load_auth_secret(config))
-        cert, key = certificates.ensure_certificate(
-            config.tls, Path(config.server.data_dir), host.domain,
-            extra_names=[config.muc.domain, config.upload.domain],
-        )
+        cert, key = certificates.server_certificate(config)
         host.ssl_context = tls.server_context(cert, key)
         host.tls_cert_der = certificates.certificate_der(cert)
         if config.c2s.sasl2 and config.c2s.fast_token_ttl > 0:
@@ -97,9 +103,8 @@ class Server:
         if config.http.enabled:
             from web_bridge.app import HttpService
 
-            http = HttpService(host, self.c2s)
+            self.http = http = HttpService(host, self.c2s)
             await http.start()
-            self.http = http
         from web_bridge.admin_socket import AdminSocket, path_of
 
         admin = AdminSocket(host, path_of(config))

@@ -25,6 +25,7 @@ from xmpp_server.federation.stream import STREAM_TAG, domain_of
 from xmpp_server.federation.transport import Connection
 from xmpp_server.federation.wire import to_client, wire_bytes
 from xmpp_server.jid import JID
+from xmpp_server.listening import cannot_listen
 from xmpp_server.stanza import Stanza
 from xmpp_server.stream.parser import StreamHeader
 from xmpp_server.stream.session import Session
@@ -133,8 +134,12 @@ class ComponentListener:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: Connection(self._accept, None), self.bind, self.port, reuse_address=True)
+        try:
+            self._server = await loop.create_server(
+                lambda: Connection(self._accept, None), self.bind, self.port, reuse_address=True)
+        except OSError as exc:
+            raise cannot_listen("components", self.bind, self.port, "components.port",
+                                exc) from exc
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("components listening on %s:%d", self.bind, self.port)
 

@@ -22,6 +22,7 @@ from xmpp_server.errors import StreamError
 from xmpp_server.federation import auth, dialback
 from xmpp_server.federation.stream import STREAM_TAG, ServerStream, domain_of
 from xmpp_server.federation.transport import Connection
+from xmpp_server.listening import cannot_listen
 from xmpp_server.stanza import Stanza
 from xmpp_server.stream.parser import StreamHeader
 from xmpp_server.stream.tcp import HANDSHAKE_TIMEOUT, close_listener
@@ -153,12 +154,17 @@ class S2SListener:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: Connection(self._accept, self.tls, direct_tls=self.direct_tls),
-            self.bind, self.port, reuse_address=True,
-            ssl=self.tls if self.direct_tls else None,
-            ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.direct_tls else None,
-        )
+        try:
+            self._server = await loop.create_server(
+                lambda: Connection(self._accept, self.tls, direct_tls=self.direct_tls),
+                self.bind, self.port, reuse_address=True,
+                ssl=self.tls if self.direct_tls else None,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.direct_tls else None,
+            )
+        except OSError as exc:
+            what, key = (("s2s direct TLS", "s2s.direct_tls_port") if self.direct_tls
+                         else ("s2s", "s2s.port"))
+            raise cannot_listen(what, self.bind, self.port, key, exc) from exc
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("s2s listening on %s:%d%s", self.bind, self.port,
                  " (direct TLS)" if self.direct_tls else "")

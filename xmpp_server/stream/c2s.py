@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from xmpp_server import namespaces as ns
+from xmpp_server.listening import cannot_listen
 from xmpp_server.stanza import element, sub
 from xmpp_server.stream.session import Session
 from xmpp_server.stream.tcp import TcpTransport, close_listener
@@ -86,15 +87,20 @@ class C2SListener:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         config = self.host.config.c2s
-        self._server = await loop.create_server(
-            lambda: C2SConnection(self, self.direct_tls),
-            self.bind,
-            self.port,
-            backlog=config.backlog,
-            ssl=self.host.ssl_context if self.direct_tls else None,
-            ssl_handshake_timeout=30 if self.direct_tls else None,
-            reuse_address=True,
-        )
+        try:
+            self._server = await loop.create_server(
+                lambda: C2SConnection(self, self.direct_tls),
+                self.bind,
+                self.port,
+                backlog=config.backlog,
+                ssl=self.host.ssl_context if self.direct_tls else None,
+                ssl_handshake_timeout=30 if self.direct_tls else None,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            what, key = (("c2s direct TLS", "c2s.direct_tls_port") if self.direct_tls
+                         else ("c2s", "c2s.port"))
+            raise cannot_listen(what, self.bind, self.port, key, exc) from exc
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         self._sweeper = loop.create_task(self._sweep(), name=f"c2s-sweeper-{self.port}")

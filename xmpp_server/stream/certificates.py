@@ -4,8 +4,11 @@
   (EC P-256, ten years, SANs for the domain, ``*.domain`` and any extra names) under
   ``<data_dir>/tls/`` and reuses it on later starts; it is made anew when names are added or it
   expires within 30 days. Generation is serialised between processes sharing the data dir.
+- ``server_certificate`` is the one ``xmppd serve`` and ``xmppd cert show`` use.
 - ``certificate_der`` reads our own certificate as DER, for tls-server-end-point (RFC 5929 §4),
   since the ``ssl`` module cannot return the local certificate of a connection.
+- ``fingerprint`` is what clients show to have a certificate trusted: a digest of its DER
+  (or of its public key, ``spki=True``), colon-separated upper-case hex.
 """
 
 from __future__ import annotations
@@ -28,15 +31,32 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from xmpp_server.config import ConfigError
 
 if TYPE_CHECKING:
-    from xmpp_server.config import TLSConfig
+    from xmpp_server.config import Config, TLSConfig
 
-__all__ = ["CERT_VALIDITY", "certificate_der", "ensure_certificate"]
+__all__ = ["CERT_VALIDITY", "certificate_der", "ensure_certificate", "fingerprint",
+           "self_signed_paths", "server_certificate"]
 
 log = logging.getLogger(__name__)
 
 CERT_VALIDITY = datetime.timedelta(days=3650)
 # A self-signed certificate this close to expiry, or missing a needed name, is made anew.
 _RENEW_BEFORE = datetime.timedelta(days=30)
+
+
+def server_certificate(config: Config) -> tuple[Path, Path]:
+    """``(cert_path, key_path)`` of the server: the configured ``tls.cert``, or the self-signed
+    one for the domain and the MUC and upload services, made now if there is none yet."""
+    return ensure_certificate(config.tls, Path(config.server.data_dir), config.server.domain,
+                              extra_names=[config.muc.domain, config.upload.domain])
+
+
+def self_signed_paths(data_dir: Path, domain: str) -> tuple[Path, Path]:
+    """Where the self-signed certificate of ``domain`` and its key live."""
+    domain = domain.strip().lower().rstrip(".")
+    if not domain or "/" in domain or "\\" in domain or domain.startswith("."):
+        raise ValueError(f"not a domain name usable as a file name: {domain!r}")
+    tls_dir = Path(data_dir) / "tls"
+    return tls_dir / f"{domain}.crt", tls_dir / f"{domain}.key"
 
 
 def ensure_certificate(
@@ -61,14 +81,11 @@ def ensure_certificate(
                 raise ConfigError(f"{name}: file not found: {path}")
         return cert, key
 
+    cert, key = self_signed_paths(data_dir, domain)
     domain = domain.strip().lower().rstrip(".")
-    if not domain or "/" in domain or "\\" in domain or domain.startswith("."):
-        raise ValueError(f"not a domain name usable as a file name: {domain!r}")
     names = _san_names(domain, extra_names)
-    tls_dir = Path(data_dir) / "tls"
+    tls_dir = cert.parent
     tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cert = tls_dir / f"{domain}.crt"
-    key = tls_dir / f"{domain}.key"
     with _locked(tls_dir / ".lock"):
         reason = _unusable_reason(cert, key, names)
         if reason is None:
@@ -208,3 +225,20 @@ def certificate_der(cert: Path) -> bytes:
     return x509.load_pem_x509_certificate(Path(cert).read_bytes()).public_bytes(
         serialization.Encoding.DER
     )
+
+
+def fingerprint(cert: Path, algorithm: hashes.HashAlgorithm | None = None,
+                spki: bool = False) -> str:
+    """The fingerprint of the first certificate in a PEM file, ``AB:CD:...``: SHA-256 unless
+    ``algorithm`` says otherwise, of the whole certificate or (``spki``) of its public key
+    (SubjectPublicKeyInfo, which poezio pins)."""
+    loaded = x509.load_pem_x509_certificate(Path(cert).read_bytes())
+    algorithm = algorithm or hashes.SHA256()
+    if spki:
+        digest = hashes.Hash(algorithm)
+        digest.update(loaded.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+        raw = digest.finalize()
+    else:
+        raw = loaded.fingerprint(algorithm)
+    return raw.hex(":").upper()
