@@ -22,6 +22,7 @@ from xmpp_server.events import Events
 from xmpp_server.jid import JID
 from xmpp_server.routing.router import Router
 from xmpp_server.routing.sessions import SessionRegistry
+from xmpp_server.stream import legacy_session
 from xmpp_server.stream.peers import ConnectionsPerAddress
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class Host:
         self.events = Events()
         self.sessions = SessionRegistry(self.domain, config.limits.max_resources_per_user)
         self.router = Router(self.domain, self.events, self.sessions)
+        legacy_session.install(self.events)
         # auth_secret: of ``accounts.load_secret``, for the made-up salts of unknown accounts.
         self.accounts = Accounts(storage, config.auth.scram_iterations, secret=auth_secret)
         self.auth_throttle = AuthThrottle(config.auth)  # RFC 6120 §13.3 "brute force"

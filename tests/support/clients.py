@@ -220,6 +220,23 @@ class StreamClient(RawClient):
         self.features = await self.next(lambda e: e.tag == STREAM + "features")
         return self.features
 
+    async def login(self, user: str, password: str, resource: str = "raw",
+                    domain: str = "localhost") -> None:
+        """SASL PLAIN (the server must allow it: ``c2s.require_tls = false``), then bind;
+        what arrives afterwards is parsed for ``next``."""
+        import base64
+
+        await self.open_stream()
+        cred = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        await self.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                        f"{cred}</auth>")
+        await self.next(lambda e: e.tag.endswith("}success"))
+        self.restart()
+        await self.open_stream()
+        await self.send(f"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:"
+                        f"xmpp-bind'><resource>{resource}</resource></bind></iq>")
+        await self.next(lambda e: e.get("id") == "bind" and e.get("type") == "result")
+
     async def next(self, pred: Pred, timeout: float = TIMEOUT) -> etree._Element:
         """The first element received (or still to come) that matches; others stay queued."""
         async with asyncio.timeout(timeout):

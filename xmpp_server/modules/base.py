@@ -12,7 +12,7 @@ from xmpp_server.errors import StanzaError
 from xmpp_server.events import Handler
 
 if TYPE_CHECKING:
-    from xmpp_server.host import Host
+    from xmpp_server.host import FeatureProvider, Host
     from xmpp_server.stanza import Stanza
     from xmpp_server.stream.session import Session
 
@@ -26,6 +26,7 @@ class Module:
     def __init__(self, host: Host) -> None:
         self.host = host
         self._hooks: list[tuple[str, Handler]] = []
+        self._offers: list[FeatureProvider] = []
 
     def setup(self) -> None:
         """Register handlers. Called once, in dependency order."""
@@ -40,10 +41,20 @@ class Module:
         for event, handler in self._hooks:
             self.host.events.off(event, handler)
         self._hooks.clear()
+        for provider in self._offers:
+            if provider in self.host.stream_features:
+                self.host.stream_features.remove(provider)
+        self._offers.clear()
 
     def on(self, event: str, handler: Handler, priority: int = 0) -> None:
         self.host.events.on(event, handler, priority)
         self._hooks.append((event, handler))
+
+    def offer(self, provider: FeatureProvider) -> None:
+        """Add to the stream features (RFC 6120 §4.3.2) that ``provider`` writes for a session;
+        ``teardown`` takes it away."""
+        self.host.stream_features.append(provider)
+        self._offers.append(provider)
 
     def on_iq(self, type_: str, target: str, qname: str, handler: Handler,
               priority: int = 0) -> None:

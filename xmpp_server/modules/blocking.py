@@ -31,10 +31,8 @@ one), so a stanza costs one dict lookup for a user with an empty list.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Iterable, Set
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Iterable, Set
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -43,6 +41,7 @@ from storage import UnknownUser
 from xmpp_server import namespaces as ns
 from xmpp_server.errors import JIDError, StanzaError
 from xmpp_server.jid import JID
+from xmpp_server.locks import KeyedLocks
 from xmpp_server.modules.base import Module
 from xmpp_server.modules.presence.broadcast import addressed, available_sessions
 from xmpp_server.modules.presence.states import SUBSCRIPTION_TYPES
@@ -92,7 +91,7 @@ class Blocking(Module):
     def setup(self) -> None:
         self._lists: dict[str, frozenset[str]] = {}  # online users whose list is loaded
         self._refusing: set[str] = set()  # those of them whose list is not empty
-        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._lock = KeyedLocks()  # loads and changes of one user's list take turns
         self.on_iq("get", "bare", BLOCKLIST, self.get)
         self.on_iq("set", "bare", BLOCK, self.block)
         self.on_iq("set", "bare", UNBLOCK, self.unblock)
@@ -109,19 +108,6 @@ class Blocking(Module):
         self.on("user-deleted", self._forget)
 
     # -- the cache ----------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _lock(self, username: str) -> AsyncIterator[None]:
-        """Loads and changes of one user's list take turns, so the cache never goes stale."""
-        lock, users = self._locks.setdefault(username, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._locks[username]
 
     async def _load(self, username: str) -> frozenset[str]:
         async with self._lock(username):

@@ -99,12 +99,7 @@ class Carbons(Module):
         self.on("pre-message", self.sent, priority=-10)
         self.on("session-ended", self.session_ended)
         self.on("bind2-inline/" + ENABLE, self.enable_inline)
-        self.host.stream_features.append(self._offer_inline)
-
-    def teardown(self) -> None:
-        if self._offer_inline in self.host.stream_features:
-            self.host.stream_features.remove(self._offer_inline)
-        super().teardown()
+        self.offer(self._offer_inline)
 
     @staticmethod
     def _offer_inline(session: Session, features: etree._Element) -> None:

@@ -113,12 +113,7 @@ class ClientStateIndication(Module):
         self.on("stream-element/" + ACTIVE, self.active)
         self.on("stream-element/" + INACTIVE, self.inactive)
         self.on("session-resumed", self.resumed)
-        self.host.stream_features.append(self._stream_feature)
-
-    def teardown(self) -> None:
-        if self._stream_feature in self.host.stream_features:
-            self.host.stream_features.remove(self._stream_feature)
-        super().teardown()
+        self.offer(self._stream_feature)
 
     @staticmethod
     def _stream_feature(session: Session, features: etree._Element) -> None:

@@ -89,12 +89,7 @@ class Disco(Module):
         self.on_iq("get", "host", ITEMS, self.host_items)
         self.on_iq("get", "bare", INFO, self.account_info)
         self.on_iq("get", "bare", ITEMS, self.account_items)
-        self.host.stream_features.append(self._caps_feature)
-
-    def teardown(self) -> None:
-        if self._caps_feature in self.host.stream_features:
-            self.host.stream_features.remove(self._caps_feature)
-        super().teardown()
+        self.offer(self._caps_feature)
 
     # -- the server ---------------------------------------------------------------------------
 

@@ -47,12 +47,7 @@ class Register(Module):
         for target in ("host", "bare"):  # XEP-0077 §3.3 addresses the server; §3.2 no one
             self.on_iq("get", target, QUERY, self.registered)
             self.on_iq("set", target, QUERY, self.account)
-        self.host.stream_features.append(self._feature)
-
-    def teardown(self) -> None:
-        if self._feature in self.host.stream_features:
-            self.host.stream_features.remove(self._feature)
-        super().teardown()
+        self.offer(self._feature)
 
     def _feature(self, session: Session, features: etree._Element) -> None:
         # XEP-0077 §8; negotiation calls providers only once TLS is done where it is required.

@@ -113,12 +113,7 @@ class Roster(Module):
         self.on_iq("get", "bare", QUERY, self.get)
         self.on_iq("set", "bare", QUERY, self.set)
         self.on("user-deleting", self.user_deleting)
-        self.host.stream_features.append(self._stream_feature)
-
-    def teardown(self) -> None:
-        if self._stream_feature in self.host.stream_features:
-            self.host.stream_features.remove(self._stream_feature)
-        super().teardown()
+        self.offer(self._stream_feature)
 
     @staticmethod
     def _stream_feature(session: Session, features: etree._Element) -> None:

@@ -3,13 +3,15 @@
 =================================  =======================================================
 ``to`` of the stanza               what happens
 =================================  =======================================================
-none, from a local client          iq: ``iq-<type>/bare/<payload>`` for the sender's account
-                                   (§10.3.3); message: as to the sender's bare JID (§10.3.1);
-                                   presence: ``presence/broadcast`` (RFC 6121 §4.2, §4.4)
+none, from a local client          iq: ``iq-<type>/bare/<payload>`` for the sender's account,
+                                   else ``iq-<type>/host/<payload>``: the server answers for
+                                   the account (§10.3.3); message: as to the sender's bare JID
+                                   (§10.3.1); presence: ``presence/broadcast`` (RFC 6121 §4.2)
 our domain (or domain/resource)    iq: ``iq-<type>/host/<payload>``, else service-unavailable;
                                    results/errors complete the server's own IQs;
                                    message: ``message/host``; presence: ``presence/host``
-local bare JID (user@domain)       iq: ``iq-<type>/bare/<payload>``, else service-unavailable;
+local bare JID (user@domain)       iq: ``iq-<type>/bare/<payload>``; from the account itself,
+                                   as with no ``to``; else service-unavailable;
                                    message: ``message/bare``; presence: ``presence/bare``
 local full JID (user@domain/res)   ``<kind>/full`` handlers first; else to the bound session;
                                    no such session: message chat/normal -> ``message/bare``
@@ -155,6 +157,12 @@ class Router:
         assert stanza.frm is not None
         return stanza.frm.bare
 
+    @staticmethod
+    def _from_account(stanza: Stanza, bare: JID) -> bool:
+        """Whether a local client of the account ``bare`` sent the stanza."""
+        frm = stanza.frm
+        return stanza.origin is not None and frm is not None and frm.bare == bare
+
     async def _to_host(self, stanza: Stanza) -> None:
         kind, type_ = stanza.kind, stanza.type
         if kind == "iq":
@@ -175,8 +183,13 @@ class Router:
             if stanza.type in ("result", "error"):
                 await self.events.fire("iq-response/bare", stanza)
                 return
-            if not await self._fire_iq(stanza, "bare"):
-                raise StanzaError("service-unavailable")
+            if await self._fire_iq(stanza, "bare"):
+                return
+            # RFC 6120 §10.3.3: what an account asks with no 'to' (or its own bare JID) the
+            # server handles on its behalf: the session of RFC 3921, ping, time, version...
+            if self._from_account(stanza, bare) and await self._fire_iq(stanza, "host"):
+                return
+            raise StanzaError("service-unavailable")
         elif kind == "presence" and implicit:
             await self.events.fire("presence/broadcast", stanza)
         else:

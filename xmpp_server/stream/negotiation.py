@@ -141,7 +141,7 @@ async def _iq(session: Session, el: etree._Element) -> None:
         elif child is not None and child.tag == _BIND and el.get("type") == "set":
             await _bind(session, stanza, child)
         elif child is not None and child.tag == _SESSION and el.get("type") == "set":
-            session.send(iq_result(stanza))  # RFC 3921 §3: kept for old clients, a no-op
+            session.send(iq_result(stanza))  # RFC 3921 §3 (``legacy_session.py`` after bind)
         else:
             raise StreamError("not-authorized", "bind a resource first")
     except StanzaError as exc:

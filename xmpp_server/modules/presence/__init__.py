@@ -58,12 +58,7 @@ class Presence(Module):
         self.on("presence/bare", self.to_bare)
         self.on("presence/full", self.to_full)
         self.on("session-ended", self.session_ended)
-        self.host.stream_features.append(self._stream_feature)
-
-    def teardown(self) -> None:
-        if self._stream_feature in self.host.stream_features:
-            self.host.stream_features.remove(self._stream_feature)
-        super().teardown()
+        self.offer(self._stream_feature)
 
     @staticmethod
     def _stream_feature(session: Session, features: etree._Element) -> None:

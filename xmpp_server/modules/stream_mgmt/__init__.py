@@ -91,7 +91,7 @@ class StreamManagement(Module):
         self._journal = offline.journal if isinstance(offline, Offline) else None
 
     def setup(self) -> None:
-        self.host.stream_features.append(self._feature)
+        self.offer(self._feature)
         for name, handler in (("enable", self.enable), ("resume", self.resume),
                               ("r", self.request), ("a", self.ack)):
             self.on(f"stream-element/{_SM}{name}", handler)
@@ -99,10 +99,6 @@ class StreamManagement(Module):
         self.on("server-stopping", self.end_detached)
         inline.setup(self)
 
-    def teardown(self) -> None:
-        if self._feature in self.host.stream_features:
-            self.host.stream_features.remove(self._feature)
-        super().teardown()
 
     async def stop(self) -> None:
         self.end_detached()  # normally done already, at "server-stopping"
