@@ -87,6 +87,7 @@ async def test_login_binds_and_enables_carbons_and_sm_without_restart(server: Se
         assert enabled is not None and enabled.get("resume") == "true"
         features = await raw.next(lambda e: e.tag == STREAM + "features")
         assert features.find("{urn:ietf:params:xml:ns:xmpp-bind}bind") is None  # bound
+        assert features.find(_SM + "sm") is None  # enabled inline already
         assert raw.headers == 1  # §2.6.1: the same stream all along
         await raw.send("<presence/><iq type='get' id='p' to='localhost'>"
                        "<ping xmlns='urn:xmpp:ping'/></iq>")
@@ -111,6 +112,19 @@ async def test_login_binds_and_enables_carbons_and_sm_without_restart(server: Se
         await raw.close()
         await bob.close()
         await phone.close()
+
+
+async def test_sm_is_offered_after_success_only_when_not_enabled_inline(server: Server) -> None:
+    # XEP-0198 §3 enables once; offering <sm/> again made @xmpp/client try <resume/> on the
+    # session it had just enabled (and <enable/> after that failed), as Prosody never does.
+    raw, _ = await login(server, extra=bind())
+    try:
+        features = await raw.next(lambda e: e.tag == STREAM + "features")
+        assert features.find(_SM + "sm") is not None  # not enabled inline: may be enabled now
+        await raw.send(f"<enable xmlns='{SM}'/>")
+        await raw.next(lambda e: e.tag == _SM + "enabled")
+    finally:
+        await raw.close()
 
 
 async def test_plain_without_bind2_gives_the_bare_jid_then_rfc6120_bind(server: Server) -> None:

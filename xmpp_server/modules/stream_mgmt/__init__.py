@@ -108,9 +108,11 @@ class StreamManagement(Module):
 
     @staticmethod
     def _feature(session: Session, features: etree._Element) -> None:
-        # §2: offered after authentication (resumption comes before bind, enabling after).
+        # §2: offered after authentication (resumption comes before bind, enabling after);
+        # not once enabled (§3: only once), as after a SASL2 login that enabled it inline.
         if session.username is not None:
-            etree.SubElement(features, _SM + "sm", nsmap={None: SM})
+            if session.sm is None:
+                etree.SubElement(features, _SM + "sm", nsmap={None: SM})
         else:
             inline.advertise(features)
 
