@@ -180,7 +180,6 @@ async def test_ping_keepalive_to_the_server(debian: Any) -> None:
     assert replies and all(e["type"] == "result" for e in replies), replies
 
 
-@pytest.mark.xfail(strict=True, reason="message-moderate:0 pending")
 async def test_moderation_with_the_xep_0425_plugin(debian: Any, modern: Any) -> None:
     """slixmpp 1.8.3's xep_0425 speaks urn:xmpp:message-moderate:0 (with XEP-0422
     apply-to), as Prosody's mod_muc_moderation still answers."""
