@@ -10,7 +10,9 @@ The policy, in every framing (SASL, SASL2, FAST) and every mechanism (SCRAM, PLA
   PLAIN logs in with no failure at all.
 - Those *unchecked* exchanges prove nothing about a password, so they never count against an
   account; they count per address (``max_refused_per_ip`` within ``failure_window``), beyond
-  which the address's new exchanges are refused, so that it cannot hammer the server.
+  which the address's new exchanges are refused, so that it cannot hammer the server. A stream
+  that then logs in takes its own refusals back: a NAT full of clients that fall back from
+  -PLUS to PLAIN at every login never reaches that limit.
 - Per account: after ``max_failures_per_account`` failures within the window, the account's
   credentials are no longer checked from addresses it has not logged in from
   (temporary-auth-failure) until the oldest failure leaves the window. Guesses are slowed to that
@@ -45,6 +47,14 @@ if TYPE_CHECKING:
     from xmpp_server.config.features import AuthConfig
 
 MAX_KEYS = 100_000
+
+
+def stream_refusals(data: dict[str, object]) -> list[float]:
+    """The refused exchanges of one stream (kept in its ``Session.data``)."""
+    refusals = data.get("auth-refusals")
+    if refusals is None:
+        refusals = data["auth-refusals"] = []
+    return refusals  # type: ignore[return-value]
 
 
 class Spread:
@@ -119,8 +129,10 @@ class AuthThrottle:
         self.unchecked = Throttle(config.max_refused_per_ip, window, max_keys)
         self.known = KnownAddresses(config.known_address_ttl, max_keys)
 
-    def open(self, ip: str) -> Attempt:
-        return Attempt(self, ip)
+    def open(self, ip: str, stream: list[float] | None = None) -> Attempt:
+        """An exchange from ``ip``; ``stream``: the stamps of the stream's earlier refused
+        exchanges (kept by the caller per stream), taken back if this one succeeds."""
+        return Attempt(self, ip, stream if stream is not None else [])
 
 
 class Attempt:
@@ -128,11 +140,13 @@ class Attempt:
     before its credential is checked, ``succeeded`` if it was right. Counted as unchecked
     until ``check``, as a failure from ``check`` until ``succeeded``."""
 
-    def __init__(self, throttle: AuthThrottle, ip: str) -> None:
+    def __init__(self, throttle: AuthThrottle, ip: str, stream: list[float]) -> None:
         self._throttle = throttle
         self.ip = ip
         self.username: str | None = None
         self._unchecked: float | None = throttle.unchecked.add(ip)
+        self._stream = stream
+        stream.append(self._unchecked)
         self._counted: list[tuple[Throttle, str, float]] = []
 
     def _pair(self) -> tuple[str, str]:
@@ -166,6 +180,8 @@ class Attempt:
         username, ip = self._pair()
         if self._unchecked is not None:
             t.unchecked.withdraw(ip, self._unchecked)
+            if self._unchecked in self._stream:
+                self._stream.remove(self._unchecked)
             self._unchecked = None
         self._counted.append((t.accounts, username, t.accounts.add(username)))
         if (username, ip) in t.known:
@@ -183,6 +199,9 @@ class Attempt:
         for throttle, key, stamp in self._counted:
             throttle.withdraw(key, stamp)
         self._counted.clear()
+        for stamp in self._stream:  # the stream's refused tries before this login
+            t.unchecked.withdraw(self.ip, stamp)
+        self._stream.clear()
         t.spread.discard(self.ip, pair[0])
         if known:
             t.known.add(pair)

@@ -20,6 +20,7 @@ from tests.clients.debian_slixmpp import (
 from tests.clients.rooms import enter
 from tests.scenarios.test_login_throttle import scram
 from tests.support.clients import Client, connect
+from tests.support.server import ServerFactory
 from xmpp_server.server import Server
 
 ROOM = "lobby@conference.localhost"
@@ -196,3 +197,20 @@ async def test_moderation_with_the_xep_0425_plugin(debian: Any, modern: Any) -> 
         pytest.fail(f"moderation refused: {exc.condition}")
     moderated = await deb.next("moderated", lambda e: e["id"] == spam["stanza_id"])
     assert moderated["reason"] == "off topic" and moderated["by"].startswith(ROOM)
+
+
+async def test_a_shared_address_of_such_clients_is_never_refused(python: str,
+                                                                tmp_path: Any) -> None:
+    """Five such logins from one address refuse twenty exchanges; with room for six refusals
+    per address, each login still succeeds: a stream that logs in takes its refusals back."""
+    factory = ServerFactory(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'tight.db'}")
+    server = await factory.start(auth={"max_refused_per_ip": 6})
+    try:
+        async with debian_clients() as opened:
+            for user in ("ann", "ben", "cat", "dan", "eve"):
+                client = await DebianSlixmpp.start(python, server, user)
+                opened.append(client)
+                tries = [e for e in client.seen if e["event"] == "sasl"]
+                assert tries[-1]["result"] == "success", tries
+    finally:
+        await factory.close()

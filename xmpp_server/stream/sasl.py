@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from xmpp_server import namespaces as ns
+from xmpp_server.auth_throttle import stream_refusals
 from xmpp_server.stream import mechanisms
 from xmpp_server.stream.mechanisms import SaslMechanism, Step
 
@@ -48,7 +49,8 @@ async def handle(session: Session, el: etree._Element) -> None:
             _failure(session, "encryption-required")
             return
         session.data.pop(SASL2_PENDING, None)  # a SASL2 exchange under way is abandoned
-        attempt = host.auth_throttle.open(session.transport.peer_ip)
+        attempt = host.auth_throttle.open(session.transport.peer_ip,
+                                          stream_refusals(session.data))
         mech = mechanisms.make(session, el.get("mechanism", ""), attempt)
         if mech is None:
             _failure(session, "invalid-mechanism")

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from xmpp_server import namespaces as ns
+from xmpp_server.auth_throttle import stream_refusals
 from xmpp_server.errors import StreamError
 from xmpp_server.stanza import element, sub
 from xmpp_server.stream import bind2, fast, mechanisms
@@ -125,7 +126,8 @@ async def _authenticate(session: Session, el: etree._Element, features_of: Featu
     if session.host.config.c2s.require_tls and not session.transport.secure:
         _failure(session, "encryption-required")
         return
-    attempt = session.host.auth_throttle.open(session.transport.peer_ip)
+    attempt = session.host.auth_throttle.open(session.transport.peer_ip,
+                                              stream_refusals(session.data))
     agent = el.find(_S + "user-agent")
     client_id = agent.get("id") if agent is not None else None
     if client_id is not None and not 0 < len(client_id) <= _MAX_ID:
