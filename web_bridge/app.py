@@ -99,7 +99,8 @@ class HttpService:
             self.metrics = admin.Metrics(self)
         self.runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=5.0)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, config.bind, config.port, backlog=1024)
+        site = web.TCPSite(self.runner, config.bind, config.port, backlog=1024,
+                           reuse_port=self.host.reuse_port or None)
         try:
             await site.start()
         except OSError as exc:

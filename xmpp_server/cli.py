@@ -1,6 +1,7 @@
 """The ``xmppd`` command line.
 
     xmppd [serve] [--config FILE]     run the server (no file: the embedded default)
+          [--workers N]               N processes sharing the ports (a cluster on Redis)
     xmppd user add|del|passwd|list    manage accounts
     xmppd room list                   list the group chat rooms (XEP-0045), live ones too
     xmppd migrate                     create or upgrade the database schema
@@ -38,7 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xmppd", parents=[common],
                                 description="An XMPP server.")
     sub = p.add_subparsers(dest="command")
-    sub.add_parser("serve", parents=[common], help="run the server")
+    serve = sub.add_parser("serve", parents=[common], help="run the server")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="N processes sharing the ports, one cluster (needs cluster.redis_url)")
+    serve.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
     sub.add_parser("check-config", parents=[common],
                    help="validate the configuration and the files it names")
@@ -183,16 +187,32 @@ def _room(config: Config) -> int:
     return asyncio.run(run())
 
 
-def _serve(config: Config) -> int:
+def _serve(config: Config, workers: int = 1, worker: int | None = None,
+           config_path: str | None = None) -> int:
     """Run the server on the event loop ``server.event_loop`` names (uvloop if "auto" and
-    installed), until SIGINT or SIGTERM."""
+    installed), until SIGINT or SIGTERM; with ``workers`` > 1, that many (``workers.py``)."""
     from xmpp_server.server import Server
+
+    if workers < 1:
+        raise UsageError(f"serve --workers {workers}: give at least 1")
+    if workers > 1:
+        if not config.cluster.redis_url:
+            raise UsageError(f"serve --workers {workers}: workers share their sessions through "
+                             "Redis; set cluster.redis_url (with a PostgreSQL storage.url)")
+        from xmpp_server.workers import supervise
+
+        return asyncio.run(supervise(config, workers, config_path))
+    failure: list[str] = []
 
     async def serve() -> None:
         loop = type(asyncio.get_running_loop())
         logging.getLogger("xmpp_server").info("event loop: %s.%s", loop.__module__,
                                               loop.__qualname__)
-        await Server(config).run()
+        server = Server(config)
+        server.worker = worker
+        await server.run()
+        if server.failure:
+            failure.append(server.failure)
 
     choice = config.server.event_loop
     if choice != "asyncio":
@@ -204,8 +224,15 @@ def _serve(config: Config) -> int:
                                  "(pip install 'xmppd[fast]')") from None
         else:
             uvloop.run(serve())
-            return EXIT_OK
+            return _served(failure)
     asyncio.run(serve())
+    return _served(failure)
+
+
+def _served(failure: list[str]) -> int:
+    if failure:
+        print(f"xmppd: {failure[0]}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -255,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(config.server.log_level)
         command = args.command or "serve"
         if command == "serve":
-            return _serve(config)
+            return _serve(config, getattr(args, "workers", 1), getattr(args, "worker", None),
+                          getattr(args, "config", None))
         if command == "migrate":
             return _migrate(config)
         if command == "check-config":

@@ -72,6 +72,9 @@ class Host:
         # The incarnations of the processes serving the domain now: this one, and in a
         # cluster the other live nodes' (``cluster``); rows others held are released.
         self.live_holders: Callable[[], set[str]] = lambda: {self.incarnation}
+        # ``serve --workers``: every listener shares its port with the other workers'
+        # (SO_REUSEPORT; the kernel spreads new connections over them).
+        self.reuse_port = False
         # What must be written before the server acknowledges a client's stanzas (XEP-0198):
         # write-behind queues register their flush here (docs/guarantees.md).
         self.barriers: list[Callable[[], Awaitable[None]]] = []

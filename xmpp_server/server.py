@@ -73,6 +73,7 @@ class Server:
         self._accept_errors.install(asyncio.get_running_loop())
         self.storage = await open_storage(config.storage.url)
         host = self.host = Host(config, self.storage, load_auth_secret(config))
+        host.reuse_port = self.worker is not None  # ``serve --workers``: ports are shared
         cert, key = certificates.server_certificate(config)
         host.ssl_context = tls.server_context(cert, key)
         host.tls_cert_der = certificates.certificate_der(cert)

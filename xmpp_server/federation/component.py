@@ -136,7 +136,8 @@ class ComponentListener:
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(
-                lambda: Connection(self._accept, None), self.bind, self.port, reuse_address=True)
+                lambda: Connection(self._accept, None), self.bind, self.port, reuse_address=True,
+                reuse_port=self.host.reuse_port or None)
         except OSError as exc:
             raise cannot_listen("components", self.bind, self.port, "components.port",
                                 exc) from exc

@@ -158,6 +158,7 @@ class S2SListener:
             self._server = await loop.create_server(
                 lambda: Connection(self._accept, self.tls, direct_tls=self.direct_tls),
                 self.bind, self.port, reuse_address=True,
+                reuse_port=self.federation.host.reuse_port or None,
                 ssl=self.tls if self.direct_tls else None,
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.direct_tls else None,
             )

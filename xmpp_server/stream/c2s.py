@@ -96,6 +96,7 @@ class C2SListener:
                 ssl=self.host.ssl_context if self.direct_tls else None,
                 ssl_handshake_timeout=30 if self.direct_tls else None,
                 reuse_address=True,
+                reuse_port=self.host.reuse_port or None,
             )
         except OSError as exc:
             what, key = (("c2s direct TLS", "c2s.direct_tls_port") if self.direct_tls
