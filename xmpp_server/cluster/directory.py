@@ -90,6 +90,11 @@ class RemoteSession:
                 self._presence_xml = None
         return self._presence
 
+    @presence.setter
+    def presence(self, value: etree._Element | None) -> None:
+        self._presence = value
+        self._presence_xml = None if value is None else self._presence_xml
+
     def send(self, el: etree._Element, key: str | None = None) -> None:
         if not self.closed:
             self._forward(self.node, str(self.jid), etree.tostring(el), key)
