@@ -18,16 +18,17 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from lxml import etree
 from redis.asyncio import Redis
 
-from xmpp_server.cluster.directory import Directory
+from xmpp_server.cluster.directory import Directory, RemoteSession
 from xmpp_server.cluster.inbox import Inbox, Outbox
 from xmpp_server.cluster.keys import Keys
 from xmpp_server.cluster.membership import Membership
 from xmpp_server.cluster.reaper import Reaper, incarnation_of
+from xmpp_server.cluster.rooms import RoomPlacement
 from xmpp_server.config import ClusterConfig
 from xmpp_server.config.types import ConfigError
 from xmpp_server.host import Host
@@ -67,15 +68,18 @@ class Cluster:
         self.redis = Redis.from_url(config.redis_url, socket_timeout=10,
                                     socket_connect_timeout=config.lease_ttl)
         self.keys = keys = Keys(host.domain)
-        self.outbox = Outbox(self.redis, keys, self.node)
+        self.outbox = Outbox(self.redis, keys, self.node, self._bounced)
         self.directory = Directory(self.redis, keys, self.node, host.domain,
                                    self.outbox.forward)
         self.inbox = Inbox(self.redis, keys, self.node, self.deliver, host.durable)
         self.reaper = Reaper(self.redis, keys, self.node, host.domain, self.directory,
                              self.deliver, host.durable, host.events)
+        self.rooms = RoomPlacement(self.redis, keys, self.node, self.outbox.forward,
+                                   lambda: self.membership.live)
         self.membership = Membership(self.redis, keys, self.node, config.lease_ttl,
-                                     self._live, self.reaper.reap, self._lost)
+                                     self._live, self._dead, self._lost)
         self._on_lost = on_lost
+        self._muc_handler: Callable[[Stanza], Awaitable[None]] | None = None
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -93,6 +97,12 @@ class Cluster:
         sessions = self.host.sessions
         sessions.remote = self.directory
         sessions.watchers.append(self._watch)
+        self.directory.on_removed = self._removed
+        components = self.host.router.components
+        muc = self.host.config.muc.domain
+        if muc in components:
+            self._muc_handler = components[muc]
+            components[muc] = self.rooms.wrap(self._muc_handler)
         self.host.barriers.append(self.outbox.flush)
         self.host.live_holders = self.live_incarnations
         self.inbox.start()
@@ -106,6 +116,14 @@ class Cluster:
         if self._watch in sessions.watchers:
             sessions.watchers.remove(self._watch)
         await self.directory.flush()
+        muc = self.host.config.muc.domain
+        if self._muc_handler is not None:
+            self.host.router.components[muc] = self._muc_handler
+        try:
+            await self.rooms.release()
+        except Exception:
+            log.warning("giving up the rooms failed; they pass on when the lease ends",
+                        exc_info=True)
         await self.membership.stop()
         await self.inbox.stop()
         await self.outbox.stop()
@@ -140,6 +158,21 @@ class Cluster:
     def _live(self, live: set[str]) -> None:
         self.directory.live = live
 
+    def _bounced(self, node: str, to: str, data: bytes, key: str | None) -> None:
+        """A node had no inbox any more (it left, or was reaped): route the stanza here."""
+        self.membership.presume_dead(node)
+        self.rooms.forget_node(node)
+        self.host.spawn(self.deliver(to, data, key), name="cluster-bounced")
+
+    async def _dead(self, node: str) -> None:
+        self.rooms.forget_node(node)
+        await self.reaper.reap(node)
+
+    def _removed(self, session: RemoteSession) -> None:
+        """A resource on another node is gone: features that keep it (room occupants) let go."""
+        self.host.spawn(self.host.events.notify("remote-session-ended", session),
+                        name="remote-session-ended")
+
     def live_incarnations(self) -> set[str]:
         return {incarnation_of(node) for node in self.membership.live}
 
@@ -152,6 +185,7 @@ class Cluster:
     async def deliver(self, to: str, data: bytes, key: str | None) -> None:
         """A stanza from another node (or a dead node's inbox) for the session ``to``."""
         host = self.host
+        log.debug("%s delivers to %s: %.120s", self.node, to, data)
         jid = JID.parse(to)
         session = host.sessions.local(jid)
         if session is not None and not session.closed:

@@ -129,7 +129,8 @@ class Directory(WriteBehind):
         self._pending: dict[tuple[str, str], tuple[dict[str, Any] | None, int]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._loaded = asyncio.Event()
-        self.on_lost: Callable[[RemoteSession], None] | None = None
+        # Told of each resource of another node that is gone (unbound, or its node died).
+        self.on_removed: Callable[[RemoteSession], None] | None = None
 
     # -- the replica --------------------------------------------------------------------------
 
@@ -161,6 +162,8 @@ class Directory(WriteBehind):
                 del resources[resource]
                 if not resources:
                     del self._remote[username]
+                if self.on_removed is not None:
+                    self.on_removed(current)
             return
         if current is None:
             jid = JID(username, self.domain, resource)
@@ -181,6 +184,9 @@ class Directory(WriteBehind):
                     del resources[resource]
             if not resources:
                 del self._remote[username]
+        if self.on_removed is not None:
+            for session in gone:
+                self.on_removed(session)
         return gone
 
     async def start_listening(self) -> None:

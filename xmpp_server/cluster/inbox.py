@@ -1,14 +1,16 @@
 """Stanzas between nodes: each node's inbox is a Redis stream read by a consumer group.
 
 A stanza for a session on another node is queued in the ``Outbox`` and appended (``XADD``,
-pipelined in batches) to that node's ``inbox:<node>`` stream; ``flush`` is one of the host's
-durability barriers, so a client's XEP-0198 ack covers what it sent to another node only once
-Redis holds it. The receiving node reads its inbox (``XREADGROUP``), hands each stanza to the
-session it names (or, when that session is gone, routes it again: another resource, offline
-storage), waits until what that caused is durable (the delivery journal keeps what a
-stream-management client has not acknowledged yet) and only then acknowledges and deletes the
-entries. An entry a node read but never acknowledged stays pending: the survivor that reaps
-the node claims and routes it (``reaper.py``). Delivery is at least once.
+pipelined in batches) to that node's ``inbox:<node>`` stream, never creating it: a node that
+left or was reaped has none, and the sender routes what was meant for it again. ``flush`` is
+one of the host's durability barriers, so a client's XEP-0198 ack covers what it sent to
+another node only once Redis holds it. The receiving node reads its inbox (``XREADGROUP``),
+hands each stanza to the session it names (or, when that session is gone, routes it again:
+another resource, offline storage), waits until what that caused is durable (the delivery
+journal keeps what a stream-management client has not acknowledged yet) and only then
+acknowledges and deletes the entries. An entry a node read but never acknowledged stays
+pending: the survivor that reaps the node claims and routes it (``reaper.py``). Delivery is at
+least once.
 """
 
 from __future__ import annotations
@@ -42,15 +44,18 @@ class Outbox(WriteBehind):
 
     task_name = "cluster-outbox"
 
-    def __init__(self, redis: Redis, keys: Keys, node: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys, node: str,
+                 bounced: Callable[[str, str, bytes, str | None], None]) -> None:
         super().__init__(delay=0.001, batch=512, stop_timeout=5.0)
         self.redis = redis
         self.keys = keys
         self.node = node
+        self._bounced = bounced
         self._queue: list[tuple[str, str, bytes, str | None]] = []
         self.sent = 0
 
     def forward(self, node: str, to: str, data: bytes, key: str | None) -> None:
+        log.debug("%s -> %s for %s: %.120s", self.node, node, to, data)
         self._queue.append((node, to, data, key))
         self._queued += 1
         self._wake.set()
@@ -66,14 +71,20 @@ class Outbox(WriteBehind):
                     fields: dict[str, str | bytes] = {"to": to, "xml": data, "from": self.node}
                     if key is not None:
                         fields["key"] = key
-                    pipe.xadd(self.keys.inbox(node), fields)  # type: ignore[arg-type]
-                await pipe.execute()
+                    # A node's inbox exists from its start until it leaves or is reaped:
+                    # never made again here, so nothing lands where no one reads.
+                    pipe.xadd(self.keys.inbox(node), fields,  # type: ignore[arg-type]
+                              nomkstream=True)
+                ids = await pipe.execute()
         except Exception:
             log.warning("forwarding %d stanzas to other nodes failed; trying again",
                         len(batch), exc_info=True)
             await asyncio.sleep(0.2)
             return
         del self._queue[: len(batch)]
+        for entry, entry_id in zip(batch, ids, strict=True):
+            if entry_id is None:  # that node is gone: the stanza is routed anew here
+                self._bounced(*entry)
         self.sent += len(batch)
         self._progress.advance(self._progress.done + len(batch))
 

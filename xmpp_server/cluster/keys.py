@@ -10,6 +10,7 @@ key                               what it holds
 ``node-users:<node>``             set: the users with a session on the node (for its reaping)
 ``directory``                     pub/sub channel: each change of an entry, as the owner made it
 ``inbox:<node>``                  stream (consumer group ``node``): stanzas for the node's sessions
+``room:<jid>``                    the node that holds the group chat room (``rooms.py``)
 ``reaping:<node>``                the survivor that removes a dead node's traces (``NX PX``)
 ================================  ===============================================================
 
@@ -43,6 +44,9 @@ class Keys:
 
     def inbox(self, node: str) -> str:
         return f"{self.prefix}inbox:{node}"
+
+    def room(self, jid: str) -> str:
+        return f"{self.prefix}room:{jid}"
 
     def reaping(self, node: str) -> str:
         return f"{self.prefix}reaping:{node}"

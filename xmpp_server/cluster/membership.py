@@ -102,6 +102,12 @@ class Membership:
                 self._reaping.add(task)
                 task.add_done_callback(self._reaping.discard)
 
+    def presume_dead(self, node: str) -> None:
+        """Another node's inbox is gone: stop routing to it now, before the next look."""
+        if node != self.node and node in self.live:
+            self.live = self.live - {node}
+            self._on_live(self.live)
+
     async def _reap(self, member: str) -> None:
         try:
             await self._on_dead(member)

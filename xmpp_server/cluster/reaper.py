@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from xmpp_server.cluster.directory import Directory, RemoteSession
 from xmpp_server.cluster.inbox import GROUP, Deliver, fields_of
@@ -73,7 +74,7 @@ class Reaper:
         rerouted = await self._take_inbox(dead)
         await self.events.notify("cluster-node-dead", incarnation_of(dead))
         async with redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.node_users(dead), keys.inbox(dead))
+            pipe.delete(keys.node_users(dead), keys.inbox(dead), keys.inbox(dead) + ":reaped")
             pipe.hdel(keys.nodes, dead)
             await pipe.execute()
         self.reaped.append(dead)
@@ -105,10 +106,18 @@ class Reaper:
         return lost
 
     async def _take_inbox(self, dead: str) -> int:
-        """Claim every entry of the dead node's inbox and route it again."""
-        stream, redis = self.keys.inbox(dead), self.redis
-        if not await redis.exists(stream):
-            return 0
+        """Claim every entry of the dead node's inbox and route it again.
+
+        The stream is renamed first: from then on no sender can add to it (``XADD
+        NOMKSTREAM`` fails, and the sender routes the stanza itself), so nothing added
+        after the last read here is lost."""
+        redis = self.redis
+        stream = self.keys.inbox(dead) + ":reaped"
+        try:
+            await redis.rename(self.keys.inbox(dead), stream)
+        except ResponseError:
+            if not await redis.exists(stream):  # no inbox (or a survivor renamed it earlier)
+                return 0
         done = 0
         # Entries the node read but never acknowledged...
         start = "0-0"

@@ -86,6 +86,7 @@ class Muc(Module):
         self.host.router.components[service.domain] = service.handle
         self.on("disco-items/host", self._list_service)
         self.on("session-ended", service.session_ended, priority=10)
+        self.on("remote-session-ended", service.remote_session_ended)
         self.on("user-deleted", service.user_deleted, priority=10)
         self.on("server-stopping", service.archive.stopping)
         self.on("pre-message", self._direct_invite)

@@ -294,6 +294,15 @@ class MucService:
             if occupant is not None and occupant.targets[jid].session is session:
                 await room.part(jid, element("presence"))
 
+    async def remote_session_ended(self, session: Session) -> None:
+        """A session of a cluster's other node is gone: it leaves this node's rooms."""
+        jid = session.jid
+        if jid is None:
+            return
+        for room in list(self.rooms.values()):
+            if jid in room.by_jid:
+                await room.part(jid, element("presence"))
+
     async def user_deleted(self, username: str) -> None:
         """An account is gone: its affiliations go too (a new account of that name gets none)."""
         bare = f"{username}@{self.host.domain}"
