@@ -56,7 +56,7 @@ class BoshHub:
 
     async def handle(self, request: web.Request) -> web.Response:
         config = self.service.host.config
-        if not origin_allowed(request):
+        if not origin_allowed(request, "BOSH"):
             raise web.HTTPForbidden(text="origin not allowed\n")
         limit = config.http.bosh_max_body_bytes
         if (request.content_length or 0) > limit:

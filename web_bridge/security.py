@@ -12,17 +12,22 @@
   Never from the request's Host header: a page of any name that resolves to us (DNS
   rebinding) sends a matching Host and Origin, and would be "us".
 - Requests without an Origin header are not from a web page and pass.
+- A refusal is logged once per origin, naming ``http.origins``: a web client hosted elsewhere
+  (Converse.js on its own site) otherwise only shows its users a connection that keeps failing.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from xmpp_server.config import HTTPConfig
+
+log = logging.getLogger(__name__)
 
 _ALLOW_METHODS = "GET, HEAD, POST, PUT, OPTIONS"
 _ALLOW_HEADERS = "Content-Type"
@@ -37,6 +42,7 @@ _STATIC = {
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
+_LOGGED_MAX = 256  # refused origins remembered, so each is logged once (bounded: any page may come)
 
 
 def origin_of(url: str) -> str:
@@ -76,6 +82,7 @@ class Origins:
         self.domain = domain
         self.own: frozenset[str] = frozenset()
         self.others = frozenset(config.origins)
+        self.logged: set[str] = set()
 
     def bound(self, port: int) -> None:
         self.own = own_origins(self.config, self.domain, port)
@@ -87,12 +94,26 @@ class Origins:
         origin = origin.strip().lower().rstrip("/")
         return "*" in self.others or origin in self.others or origin in self.own
 
+    def admits(self, origin: str | None, what: str) -> bool:
+        """``allows``, where a refusal stops a web client (``what``): the first refusal of an
+        origin is logged, so the operator learns which origin to add."""
+        if self.allows(origin):
+            return True
+        assert origin is not None
+        origin = origin.strip().lower().rstrip("/")[:200]
+        if origin not in self.logged and len(self.logged) < _LOGGED_MAX:
+            self.logged.add(origin)
+            log.warning("refused %s for the web page origin %r: add it to http.origins "
+                        "to let a web client served there connect", what, origin)
+        return False
+
 
 ORIGINS_KEY: web.AppKey[Origins] = web.AppKey("origins", Origins)
 
 
-def origin_allowed(request: web.Request) -> bool:
-    return request.app[ORIGINS_KEY].allows(request.headers.get(hdrs.ORIGIN))
+def origin_allowed(request: web.Request, what: str) -> bool:
+    """Whether the request's page may use ``what`` (WebSocket, BOSH); refusals are logged."""
+    return request.app[ORIGINS_KEY].admits(request.headers.get(hdrs.ORIGIN), what)
 
 
 def content_security_policy(origins: Origins) -> str:
@@ -135,7 +156,8 @@ def install(app: web.Application, origins: Origins) -> None:
         if (request.method != hdrs.METH_OPTIONS or hdrs.ORIGIN not in request.headers
                 or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers):
             return await handler(request)
-        if not origins.allows(request.headers.get(hdrs.ORIGIN)):
+        what = f"the CORS preflight of {request.path}"
+        if not origins.admits(request.headers.get(hdrs.ORIGIN), what):
             raise web.HTTPForbidden(text="origin not allowed\n")
         return web.Response(status=204, headers={
             hdrs.ACCESS_CONTROL_ALLOW_METHODS: _ALLOW_METHODS,

@@ -189,7 +189,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="XMPP over WebSocket (RFC 7395): upgrade required\n")
-    if not origin_allowed(request):
+    if not origin_allowed(request, "WebSocket"):
         raise web.HTTPForbidden(text="origin not allowed\n")
     offered = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "")
     if SUBPROTOCOL not in (p.strip() for p in offered.split(",")):

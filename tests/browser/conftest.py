@@ -24,6 +24,10 @@ from xmpp_server.server import Server
 ARTIFACTS = Path(os.environ.get("XMPPD_TEST_ARTIFACTS", "test-artifacts")) / "screens"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
+# No sandbox (containers run as root); no traffic of Chromium's own (updates, sync, field
+# trials): the tests talk to the servers they start and nothing else.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 
 OpenApp = Callable[..., Awaitable[Any]]
 
@@ -48,7 +52,7 @@ async def browser() -> AsyncIterator[Any]:
         unavailable("Chromium", f"{CHROMIUM} not found")
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                            args=["--no-sandbox"])
+                                            args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:

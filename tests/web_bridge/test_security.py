@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 import pytest
 
@@ -71,3 +73,30 @@ async def test_origins_come_from_the_configuration_not_the_host_header(
         ws = await WsClient.open(server, headers={"Origin": origin, "Host": "other.example"})
         await ws.open_stream()
         await ws.close()
+
+
+async def test_a_refused_origin_is_logged_once_naming_the_setting(
+        servers: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """A web client hosted on another site (Converse.js) that is not in http.origins only
+    sees failing connections: the operator's log says which origin to add, once."""
+    server = await servers.start()
+    site = {"Origin": "https://chat.example.org"}
+    caplog.set_level(logging.WARNING, logger="web_bridge.security")
+    for _ in range(2):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await WsClient.open(server, headers=site)
+        assert info.value.status == 403
+    bosh = BoshClient(server, aiohttp.ClientSession())
+    try:
+        response = await bosh.post_raw(bosh.body(to="localhost"),
+                                       headers={"Origin": "http://other.example:8080"})
+        assert response.status == 403
+    finally:
+        await bosh.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "web_bridge.security"]
+    assert lines == [
+        "refused WebSocket for the web page origin 'https://chat.example.org': add it to "
+        "http.origins to let a web client served there connect",
+        "refused BOSH for the web page origin 'http://other.example:8080': add it to "
+        "http.origins to let a web client served there connect",
+    ]
