@@ -11,8 +11,10 @@ raw connection, so a failure names the IQ and the form.
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import pytest
 from lxml import etree
 
 from tests.support.clients import C, StreamClient
@@ -120,7 +122,9 @@ async def _ask(raw: StreamClient, case: Case, form: str) -> str | None:
     return None
 
 
-async def test_every_form_of_every_iq(servers: ServerFactory) -> None:
+@pytest.fixture
+async def alice(servers: ServerFactory) -> AsyncIterator[StreamClient]:
+    """alice@localhost/strophe logged in over a raw stream (bob exists too)."""
     server = await servers.start(c2s={"require_tls": False})
     assert server.host is not None
     await server.host.accounts.create("alice", "secret")
@@ -128,36 +132,30 @@ async def test_every_form_of_every_iq(servers: ServerFactory) -> None:
     raw = await StreamClient.open(server)
     try:
         await raw.login("alice", "secret", resource="strophe")
-        await raw.send("<presence/>")
-        failures = []
-        for case in CASES:
-            for form in case.forms:
-                problem = await _ask(raw, case, form)
-                if problem is not None:
-                    failures.append(f"{case.name} ({form}): {problem}")
-        assert not failures, "\n".join(failures)
+        yield raw
     finally:
         await raw.close()
 
 
-async def test_the_session_iq_of_another_account_is_refused(servers: ServerFactory) -> None:
+async def test_every_form_of_every_iq(alice: StreamClient) -> None:
+    await alice.send("<presence/>")
+    failures = []
+    for case in CASES:
+        for form in case.forms:
+            problem = await _ask(alice, case, form)
+            if problem is not None:
+                failures.append(f"{case.name} ({form}): {problem}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_the_session_iq_of_another_account_is_refused(alice: StreamClient) -> None:
     """Only the account itself is answered for: a session IQ to bob is bob's to refuse."""
-    server = await servers.start(c2s={"require_tls": False})
-    assert server.host is not None
-    await server.host.accounts.create("alice", "secret")
-    await server.host.accounts.create("bob", "secret")
-    raw = await StreamClient.open(server)
-    try:
-        await raw.login("alice", "secret")
-        await raw.send("<iq type='set' id='s1' to='bob@localhost'>"
-                       "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
-                       "<iq type='get' id='p1' to='bob@localhost'>"
-                       "<ping xmlns='urn:xmpp:ping'/></iq>")
-        for iq_id in ("s1", "p1"):
-            reply = await raw.next(lambda e, i=iq_id: e.get("id") == i)  # type: ignore[misc]
-            assert reply.get("type") == "error"
-            assert reply.find("{jabber:client}error/"
-                              "{urn:ietf:params:xml:ns:xmpp-stanzas}service-unavailable") \
-                is not None
-    finally:
-        await raw.close()
+    await alice.send("<iq type='set' id='s1' to='bob@localhost'>"
+                     "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+                     "<iq type='get' id='p1' to='bob@localhost'>"
+                     "<ping xmlns='urn:xmpp:ping'/></iq>")
+    for iq_id in ("s1", "p1"):
+        reply = await alice.next(lambda e, i=iq_id: e.get("id") == i)  # type: ignore[misc]
+        assert reply.get("type") == "error"
+        assert reply.find("{jabber:client}error/"
+                          "{urn:ietf:params:xml:ns:xmpp-stanzas}service-unavailable") is not None

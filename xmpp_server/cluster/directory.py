@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 from xmpp_server.cluster.keys import Keys
 from xmpp_server.jid import JID
-from xmpp_server.locks import WriteBehind
+from xmpp_server.locks import WriteBehind, cancelled
 from xmpp_server.routing.sessions import CARBONS
 
 if TYPE_CHECKING:
@@ -238,12 +238,7 @@ class Directory(WriteBehind):
 
     async def stop_listening(self) -> None:
         task, self._listener = self._listener, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancelled(task)
 
     # -- this node's entries --------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from xmpp_server.cluster.keys import Keys
-from xmpp_server.locks import WriteBehind
+from xmpp_server.locks import WriteBehind, cancelled
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,7 @@ class Inbox:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancelled(task)
 
     async def _run(self) -> None:
         while True:
