@@ -1,4 +1,4 @@
-"""Operations: ``/metrics`` in the Prometheus text format and ``/healthz``.
+"""Operations: ``/metrics`` in the Prometheus text format, ``/healthz`` and ``/readyz``.
 
 prometheus-client renders the exposition format and keeps the storage latency histogram;
 its registry belongs to the HTTP service (no global registry, so several servers in one
@@ -89,19 +89,39 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 while the server serves and its database answers; 503 otherwise."""
+    """Liveness: 200 while the process serves (whatever its database does: restarting it
+    would not bring the database back)."""
     from web_bridge.app import SERVICE_KEY
 
     host = request.app[SERVICE_KEY].host
-    try:
-        async with asyncio.timeout(5):
-            await host.storage.users.exists("")
-    except Exception as exc:
-        log.warning("healthz: storage does not answer: %r", exc)
-        return web.json_response({"status": "unavailable", "storage": "down"}, status=503,
-                                 headers={"Cache-Control": "no-store"})
     return web.json_response({"status": "ok", "domain": host.domain,
                               "sessions": len(host.sessions)},
+                             headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 when the database answers and every other check of the host (in a
+    cluster: Redis answers and this node holds its lease); 503 naming what is down."""
+    from web_bridge.app import SERVICE_KEY
+
+    host = request.app[SERVICE_KEY].host
+    checks: dict[str, str] = {}
+
+    async def storage() -> bool:
+        await host.storage.users.exists("")
+        return True
+
+    for name, check in (("storage", storage), *host.readiness.items()):
+        try:
+            async with asyncio.timeout(5):
+                ok = await check()
+        except Exception as exc:
+            log.warning("readyz: %s does not answer: %r", name, exc)
+            ok = False
+        checks[name] = "up" if ok else "down"
+    ready = all(state == "up" for state in checks.values())
+    return web.json_response({"status": "ok" if ready else "unavailable", **checks},
+                             status=200 if ready else 503,
                              headers={"Cache-Control": "no-store"})
 
 
@@ -111,3 +131,4 @@ def add_routes(app: web.Application, service: HttpService) -> None:
         app.router.add_get("/metrics", metrics)
     if config.healthz:
         app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)

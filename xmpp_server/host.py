@@ -75,6 +75,9 @@ class Host:
         # ``serve --workers``: every listener shares its port with the other workers'
         # (SO_REUSEPORT; the kernel spreads new connections over them).
         self.reuse_port = False
+        # What ``/readyz`` checks besides storage, by name (the cluster adds Redis and its
+        # lease): each answers True when ready.
+        self.readiness: dict[str, Callable[[], Awaitable[bool]]] = {}
         # What must be written before the server acknowledges a client's stanzas (XEP-0198):
         # write-behind queues register their flush here (docs/guarantees.md).
         self.barriers: list[Callable[[], Awaitable[None]]] = []

@@ -72,18 +72,24 @@ async def test_metrics_allow_and_switches(servers: ServerFactory) -> None:
         assert r.status == 404
 
 
-async def test_healthz(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = base_url(server) + "/healthz"
+async def test_healthz_and_readyz(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    alive, ready = base_url(server) + "/healthz", base_url(server) + "/readyz"
     async with aiohttp.ClientSession() as http:
-        async with http.get(url) as response:
+        async with http.get(alive) as response:
             assert response.status == 200
             body = await response.json()
         assert body["status"] == "ok" and body["domain"] == "localhost"
+        async with http.get(ready) as response:
+            assert response.status == 200
+            assert (await response.json()) == {"status": "ok", "storage": "up"}
 
         async def broken(_: str) -> bool:
             raise ConnectionError("database down")
 
         assert server.host is not None
         monkeypatch.setattr(server.host.storage.users, "exists", broken)
-        async with http.get(url) as response:
+        async with http.get(ready) as response:  # not ready: take it out of the balancer
             assert response.status == 503
+            assert (await response.json())["storage"] == "down"
+        async with http.get(alive) as response:  # but alive: restarting it would not help
+            assert response.status == 200

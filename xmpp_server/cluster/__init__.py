@@ -105,6 +105,7 @@ class Cluster:
             components[muc] = self.rooms.wrap(self._muc_handler)
         self.host.barriers.append(self.outbox.flush)
         self.host.live_holders = self.live_incarnations
+        self.host.readiness["cluster"] = self.ready
         self.inbox.start()
         self.membership.start()
         log.info("cluster node %s joined (%d live)", self.node, len(self.membership.live))
@@ -203,6 +204,10 @@ class Cluster:
         frm = el.get("from")
         await host.router.route(
             Stanza(el, kind, JID.parse(frm) if frm else host.router.jid, jid))
+
+    async def ready(self) -> bool:
+        """Redis answers and this node still holds its lease."""
+        return not self.membership.lost and bool(await self.redis.ping())
 
     def status(self) -> dict[str, object]:
         return {

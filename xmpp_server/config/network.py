@@ -151,7 +151,7 @@ class HTTPConfig(Section):
     consider_secure: Literal["auto"] | bool = "auto"
     metrics: bool = True  # /metrics (Prometheus text format)
     metrics_allow: list[Network] = Field(default_factory=default_exempt)
-    healthz: bool = True  # /healthz
+    healthz: bool = True  # /healthz (the process serves) and /readyz (and its services answer)
     websocket_ping: NonNegative = 30  # seconds between WebSocket pings; 0: none
     bosh_max_wait: Positive = 60  # longest a BOSH request is held (XEP-0124 'wait')
     bosh_max_hold: Positive = 1  # most BOSH requests held at once ('hold')
