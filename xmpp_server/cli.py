@@ -7,6 +7,7 @@
     xmppd migrate                     create or upgrade the database schema
     xmppd check-config                validate the configuration and the files it names
     xmppd cert show                   the TLS certificate's path and fingerprints (made if none)
+    xmppd cluster status              the nodes of the cluster: lease, sessions, rooms
 
 Exit status: 0 ok, 1 the operation failed, 2 bad usage or bad configuration (one line naming
 the key), a port that cannot be listened on or a database that cannot be opened (one line
@@ -59,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     d = usub.add_parser("del", parents=[common], help="delete an account and all its data")
     d.add_argument("username")
     usub.add_parser("list", parents=[common], help="list accounts")
+    cluster = sub.add_parser("cluster", parents=[common], help="the nodes of a cluster")
+    clsub = cluster.add_subparsers(dest="action", required=True)
+    clsub.add_parser("status", parents=[common],
+                     help="one line per node: lease, uptime, sessions, rooms")
     room = sub.add_parser("room", parents=[common], help="group chat rooms")
     rsub = room.add_subparsers(dest="action", required=True)
     rsub.add_parser("list", parents=[common],
@@ -236,6 +241,31 @@ def _served(failure: list[str]) -> int:
     return EXIT_OK
 
 
+def _cluster_status(config: Config) -> int:
+    """``xmppd cluster status``: what Redis holds about the domain's nodes."""
+    if not config.cluster.redis_url:
+        raise UsageError("cluster status: no cluster is configured (cluster.redis_url)")
+    from redis.asyncio import Redis
+
+    from xmpp_server.cluster import redacted
+    from xmpp_server.cluster.status import read, render
+
+    async def run() -> int:
+        redis = Redis.from_url(config.cluster.redis_url, socket_connect_timeout=5)
+        try:
+            nodes = await read(redis, config.server.domain)
+        except Exception as exc:
+            raise UsageError(f"cluster.redis_url: cannot reach Redis at "
+                             f"{redacted(config.cluster.redis_url)}: {exc}") from None
+        finally:
+            await redis.aclose()
+        for line in render(nodes) or [f"no node serves {config.server.domain}"]:
+            print(line)
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
 def _migrate(config: Config) -> int:
     from storage import open_storage
 
@@ -292,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _room(config)
         if command == "cert":
             return _cert_show(config)
+        if command == "cluster":
+            return _cluster_status(config)
         return _user(config, args)
     except (ConfigError, UsageError, ListenError) as exc:
         print(f"xmppd: {exc}", file=sys.stderr)

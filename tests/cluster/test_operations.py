@@ -1,12 +1,14 @@
-"""Operating a cluster node: readiness follows Redis and the node's lease."""
+"""Operating a cluster: readiness follows Redis and the node's lease; ``cluster status``."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 
 import aiohttp
 
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import Cluster, login
+from tests.cluster.test_workers import _xmppd
 from tests.web_bridge.clients import base_url
 
 
@@ -31,3 +33,26 @@ async def test_readyz_follows_the_lease(cluster: Cluster) -> None:
 
 def cluster_key(cluster: Cluster, node: str) -> str:
     return f"xmppd:{cluster.domain}:lease:{node}"
+
+
+async def test_cluster_status(cluster: Cluster) -> None:
+    a, b = await cluster.start(), await cluster.start()
+    assert a.cluster is not None and b.cluster is not None
+    alice, bob = await login(a, "alice"), await login(b, "bob", "one")
+    bob2 = await login(b, "bob", "two")
+    try:
+        await a.cluster.directory.flush()
+        await b.cluster.directory.flush()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XMPPD_")}
+        env.update({"XMPPD_SERVER_DOMAIN": cluster.domain,
+                    "XMPPD_STORAGE_URL": a.config.storage.url,
+                    "XMPPD_CLUSTER_REDIS_URL": cluster.redis_url})
+        code, out = await _xmppd(env, "cluster", "status")
+        assert code == 0, out
+        lines = dict(line.split("\t", 1) for line in out.strip().splitlines())
+        assert lines[a.cluster.node].startswith("live\tup ")
+        assert lines[a.cluster.node].endswith("sessions=1\trooms=0")
+        assert lines[b.cluster.node].endswith("sessions=2\trooms=0")
+    finally:
+        for client in (alice, bob, bob2):
+            await client.close()
