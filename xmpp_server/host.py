@@ -78,6 +78,8 @@ class Host:
         # What ``/readyz`` checks besides storage, by name (the cluster adds Redis and its
         # lease): each answers True when ready.
         self.readiness: dict[str, Callable[[], Awaitable[bool]]] = {}
+        # Told when a feature changed state other nodes of a cluster keep too (``announce``).
+        self.announcers: list[Callable[[str, str], Awaitable[None]]] = []
         # What must be written before the server acknowledges a client's stanzas (XEP-0198):
         # write-behind queues register their flush here (docs/guarantees.md).
         self.barriers: list[Callable[[], Awaitable[None]]] = []
@@ -124,6 +126,15 @@ class Host:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def announce(self, topic: str, key: str) -> None:
+        """State a feature keeps per node changed (the blocklist of user ``key``): in a cluster
+        the other nodes hear ``notice/<topic>`` with ``key``; alone, nothing happens."""
+        for announcer in self.announcers:
+            try:
+                await announcer(topic, key)
+            except Exception:
+                log.warning("announcing %s %s failed", topic, key, exc_info=True)
 
     # -- sessions -----------------------------------------------------------------------------
 

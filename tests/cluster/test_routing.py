@@ -150,3 +150,25 @@ async def test_offline_storage_is_shared(cluster: Cluster) -> None:
         await bob.close()
     finally:
         await alice.close()
+
+
+async def test_a_block_holds_on_every_node(cluster: Cluster) -> None:
+    """XEP-0191: bob blocks through one node; the node of the blocked sender, which had bob's
+    list cached, refuses from then on, whichever of bob's resources is addressed."""
+    a, b, c = await cluster.start(), await cluster.start(), await cluster.start()
+    one = await login(a, "bob", "one", plugins=("xep_0191",))
+    two = await login(b, "bob", "two")
+    spam = await login(c, "spam")
+    try:
+        for client in (one, two):
+            client.send_presence()
+        await settled(a, b)
+        spam.send_message(mto=f"bob@{cluster.domain}/two", mbody="first", mtype="chat")
+        await _body(two, "first")  # c has bob's (empty) list cached now
+        await one.plugin["xep_0191"].block(f"spam@{cluster.domain}")
+        await asyncio.sleep(0.2)  # the other nodes hear of it over Redis (milliseconds)
+        spam.send_message(mto=f"bob@{cluster.domain}/two", mbody="second", mtype="chat")
+        await two.nothing("message", lambda m: m["body"] == "second", wait=1.0)
+    finally:
+        for client in (one, two, spam):
+            await client.close()

@@ -98,6 +98,8 @@ class Cluster:
         sessions.remote = self.directory
         sessions.watchers.append(self._watch)
         self.directory.on_removed = self._removed
+        self.directory.on_notice = self._notice
+        self.host.announcers.append(self.directory.announce)
         components = self.host.router.components
         muc = self.host.config.muc.domain
         if muc in components:
@@ -131,6 +133,8 @@ class Cluster:
         await self.directory.stop()
         await self.directory.stop_listening()
         sessions.remote = None
+        if self.directory.announce in self.host.announcers:
+            self.host.announcers.remove(self.directory.announce)
         if self.outbox.flush in self.host.barriers:
             self.host.barriers.remove(self.outbox.flush)
         try:
@@ -168,6 +172,9 @@ class Cluster:
     async def _dead(self, node: str) -> None:
         self.rooms.forget_node(node)
         await self.reaper.reap(node)
+
+    def _notice(self, topic: str, key: str) -> None:
+        self.host.spawn(self.host.events.notify(f"notice/{topic}", key), name="cluster-notice")
 
     def _removed(self, session: RemoteSession) -> None:
         """A resource on another node is gone: features that keep it (room occupants) let go."""

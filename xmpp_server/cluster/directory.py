@@ -54,6 +54,10 @@ def entry_of(node: str, session: Session) -> dict[str, Any]:
     }
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RemoteSession:
     """A resource bound on another node, as this node sees it."""
 
@@ -131,6 +135,8 @@ class Directory(WriteBehind):
         self._loaded = asyncio.Event()
         # Told of each resource of another node that is gone (unbound, or its node died).
         self.on_removed: Callable[[RemoteSession], None] | None = None
+        # Told of each notice another node announced: (topic, key).
+        self.on_notice: Callable[[str, str], None] | None = None
 
     # -- the replica --------------------------------------------------------------------------
 
@@ -192,7 +198,7 @@ class Directory(WriteBehind):
     async def start_listening(self) -> None:
         """Subscribe, then load every entry: each change is seen either in the load or after."""
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.keys.channel)
+        await pubsub.subscribe(self.keys.channel, self.keys.notices)
         await self._load()
         self._listener = asyncio.get_running_loop().create_task(
             self._listen(pubsub), name="cluster-directory-listener")
@@ -216,6 +222,10 @@ class Directory(WriteBehind):
                     if message.get("type") != "message":
                         continue
                     change = json.loads(message["data"])
+                    if _text(message["channel"]) == self.keys.notices:
+                        if change["n"] != self.node and self.on_notice is not None:
+                            self.on_notice(change["t"], change["k"])
+                        continue
                     self._apply(change["n"], change["u"], change["r"], change["e"])
             except asyncio.CancelledError:
                 await pubsub.aclose()
@@ -231,7 +241,7 @@ class Directory(WriteBehind):
                     pass
                 pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                 try:
-                    await pubsub.subscribe(self.keys.channel)
+                    await pubsub.subscribe(self.keys.channel, self.keys.notices)
                     await self._load()
                 except Exception:
                     log.warning("directory reload failed", exc_info=True)
@@ -241,6 +251,11 @@ class Directory(WriteBehind):
         await cancelled(task)
 
     # -- this node's entries --------------------------------------------------------------------
+
+    async def announce(self, topic: str, key: str) -> None:
+        """Tell the other nodes that the state ``topic`` keeps for ``key`` changed."""
+        await self.redis.publish(self.keys.notices,
+                                 json.dumps({"n": self.node, "t": topic, "k": key}))
 
     def publish(self, jid: JID, session: Session, bound: bool) -> None:
         """Queue the current state of a local session (or, ``bound`` false, its removal)."""

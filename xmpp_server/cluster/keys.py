@@ -9,6 +9,8 @@ key                               what it holds
                                   written only by the node that owns the session
 ``node-users:<node>``             set: the users with a session on the node (for its reaping)
 ``directory``                     pub/sub channel: each change of an entry, as the owner made it
+``notices``                       pub/sub channel: state a feature keeps per node changed
+                                  (``Host.announce``: a user's blocklist), for the others' caches
 ``inbox:<node>``                  stream (consumer group ``node``): stanzas for the node's sessions
 ``room:<jid>``                    the node that holds the group chat room (``rooms.py``)
 ``reaping:<node>``                the survivor that removes a dead node's traces (``NX PX``)
@@ -23,12 +25,13 @@ from __future__ import annotations
 
 
 class Keys:
-    __slots__ = ("channel", "nodes", "prefix")
+    __slots__ = ("channel", "nodes", "notices", "prefix")
 
     def __init__(self, domain: str) -> None:
         self.prefix = f"xmppd:{domain}:"
         self.nodes = self.prefix + "nodes"
         self.channel = self.prefix + "directory"
+        self.notices = self.prefix + "notices"
 
     def lease(self, node: str) -> str:
         return f"{self.prefix}lease:{node}"

@@ -106,6 +106,8 @@ class Blocking(Module):
         self.on("session-bound", self.session_bound, _PRIORITY)
         self.on("session-ended", self.session_ended)
         self.on("user-deleted", self._forget)
+        self.on("notice/blocklist", self._changed_elsewhere)  # a cluster's other node
+        self.on("remote-session-ended", self.session_ended)
 
     # -- the cache ----------------------------------------------------------------------------
 
@@ -118,6 +120,12 @@ class Blocking(Module):
             if self.host.sessions.is_online(username):
                 self._cache(username, blocked)
             return blocked
+
+    async def _changed_elsewhere(self, username: str) -> None:
+        """Another node changed the user's list: a cached copy is read again."""
+        async with self._lock(username):
+            if username in self._lists:
+                self._cache(username, frozenset(await self.host.storage.blocklist.get(username)))
 
     async def session_bound(self, session: Session) -> None:
         if session.username is not None:
@@ -282,6 +290,7 @@ class Blocking(Module):
             if username in self._lists:
                 self._cache(username, old | frozenset(jids))
         await self.host.router.reply(stanza, iq_result(stanza))
+        await self.host.announce("blocklist", username)
         self._push(username, BLOCK, jids)
         return True
 
@@ -297,6 +306,7 @@ class Blocking(Module):
             if username in self._lists:
                 self._cache(username, remaining)
         await self.host.router.reply(stanza, iq_result(stanza))
+        await self.host.announce("blocklist", username)
         self._push(username, UNBLOCK, jids)
         await self._tell_available(username, remaining, frozenset(removed))
         return True
