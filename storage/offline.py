@@ -155,6 +155,13 @@ class OfflineRepository(Repository):
                                         .values(held=None))
         return int(result.rowcount or 0)
 
+    async def held_users(self, holder: str) -> set[str]:
+        """The users with messages ``holder`` holds in its sessions' unacknowledged queues."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(sa.select(offline_messages.c.username).distinct()
+                                      .where(offline_messages.c.held == holder))
+            return {row[0] for row in rows}
+
     async def fetch(self, username: str) -> list[StoredMessage]:
         """The user's waiting (not held) messages in arrival order."""
         rows = await self._driver.fetch(_FETCH, {"username": username})

@@ -54,14 +54,15 @@ def env_int(name: str, default: int) -> int:
 class ServerProcess:
     """``xmppd serve`` in a subprocess; ``sections`` are config overrides as for ``env_for``."""
 
-    def __init__(self, tmp_path: Path, db_url: str, **sections: dict[str, Any]) -> None:
+    def __init__(self, tmp_path: Path, db_url: str, domain: str = "localhost",
+                 **sections: dict[str, Any]) -> None:
         self.tmp_path = tmp_path
         self.port = free_port()
         c2s = {"port": self.port, "direct_tls_port": 0, "require_tls": False,
                **sections.pop("c2s", {})}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("XMPPD_")}
         sections.update(c2s=c2s, http={"enabled": False}, server={"log_level": "warning"})
-        self.env.update(env_for(tmp_path / "data", db_url, "localhost", **sections))
+        self.env.update(env_for(tmp_path / "data", db_url, domain, **sections))
         self.env["PYTHONPATH"] = str(ROOT)
         self.db_url = db_url
         self.proc: asyncio.subprocess.Process | None = None

@@ -128,6 +128,7 @@ class Offline(Module):
         self.on("initial-presence", self.deliver)
         self.on("session-relieved", self.deliver)
         self.on("cluster-node-dead", self.node_dead)
+        self.on("notice/offline", self._stored_elsewhere)  # a cluster's other node
         self.host.barriers.append(self.journal.flush)
 
     def teardown(self) -> None:
@@ -144,26 +145,36 @@ class Offline(Module):
         self.journal.start()
 
     async def node_dead(self, incarnation: str) -> None:
-        """A cluster node died: what its clients had not acknowledged waits for delivery."""
-        released = await retried(
-            lambda: self.host.storage.offline.release_held(holder=incarnation),
-            "releasing a dead node's unacknowledged messages")
+        """A cluster node died: what its clients had not acknowledged waits for delivery, and
+        goes at once to the users' sessions on the nodes still alive."""
+        offline = self.host.storage.offline
+        users = await retried(lambda: offline.held_users(incarnation),
+                              "reading a dead node's unacknowledged messages")
+        released = await retried(lambda: offline.release_held(holder=incarnation),
+                                 "releasing a dead node's unacknowledged messages")
         if released:
             log.info("%d messages a dead node's clients had not acknowledged wait for "
                      "delivery", released)
+            self._waiting(users)
+            for username in users:  # their sessions on other nodes take theirs too
+                await self.host.announce("offline", username)
 
     async def stop(self) -> None:
         await self.journal.stop()
 
+    def _stored_elsewhere(self, username: str) -> None:
+        """Another node stored (or released) messages for a user with sessions here."""
+        self._waiting({username})
+
     def _waiting(self, usernames: set[str]) -> None:
         """Messages the journal handed back: to the users' available sessions, if any."""
         for username in usernames:
-            if top_resources(self.host.sessions.of_user(username)):
+            if top_resources(self.host.sessions.local_of_user(username)):
                 self.host.spawn(self._hand_over(username), name="offline-hand-over")
 
     async def _hand_over(self, username: str) -> None:
         async with self._turn(username):
-            recipients = top_resources(self.host.sessions.of_user(username))
+            recipients = top_resources(self.host.sessions.local_of_user(username))
             if recipients:
                 await self._flush(username, recipients)
 
@@ -193,12 +204,16 @@ class Offline(Module):
                     "service-unavailable", f"offline message storage of {to.bare_str} is full"
                 )
             # The routing decision was made before the user came online: hand it over now.
-            recipients = top_resources(self.host.sessions.of_user(username))
+            recipients = top_resources(self.host.sessions.local_of_user(username))
             if recipients:
                 try:
                     await self._flush(username, recipients)
                 except Exception:  # stored: not the sender's error; the next login gets it
                     log.exception("handing over offline messages of %s failed", username)
+        if self.host.sessions.remote is not None and len(
+                self.host.sessions.of_user(username)) > len(recipients):
+            # The user came online on another node meanwhile: that node hands it over.
+            await self.host.announce("offline", username)
         return True
 
     async def deliver(self, session: Session) -> None:
