@@ -209,8 +209,10 @@ class Cluster:
         if kind is None:
             return
         frm = el.get("from")
-        await host.router.route(
-            Stanza(el, kind, JID.parse(frm) if frm else host.router.jid, jid))
+        stanza = Stanza(el, kind, JID.parse(frm) if frm else host.router.jid, jid)
+        if await host.events.fire("message/again", stanza):
+            return  # a message delivered or stored once already has its id and archive row
+        await host.router.route(stanza)
 
     async def ready(self) -> bool:
         """Redis answers and this node still holds its lease."""

@@ -158,6 +158,7 @@ class Messages(Module):
     def setup(self) -> None:
         self.on("message/bare", self.to_bare)
         self.on("message/full", self.to_full)
+        self.on("message/again", self.again)
 
     # Plain functions, not coroutine functions: an online recipient costs no coroutine. The
     # slow paths return an awaitable, which ``Events.fire`` awaits.
@@ -238,6 +239,28 @@ class Messages(Module):
                 hook(stanza, sid)
             except Exception:  # delivered already: a failing listener must not undo that
                 log.exception("accepted-message hook failed for id=%s", stanza.id)
+
+    async def again(self, stanza: Stanza) -> bool:
+        """A message routed already (stamped with our stanza-id, archived) that its session
+        never got: a cluster node died with it in its inbox. To the user's top resources as it
+        is, else offline storage (which keeps one copy per stanza-id); never stamped or
+        archived again. Other stanzas (False) are routed anew."""
+        to, el = stanza.to, stanza.el
+        if (stanza.kind != "message" or stanza.type in _OTHER_TYPES or to is None
+                or to.local is None):
+            return False
+        bare = to.bare_str
+        sid = next((c.get("id") for c in el.iterchildren(_STANZA_ID)
+                    if _same_jid(c.get("by"), bare)), None)
+        if sid is None:
+            return False
+        stanza.to = to.bare
+        recipients = top_resources(self.host.sessions.of_user(to.local))
+        if recipients:
+            deliver(el, recipients, sid)
+        elif not await self.host.events.fire("message/offline", stanza):
+            log.error("message %s for %s could be neither delivered nor stored", sid, bare)
+        return True
 
     async def _undeliverable(self, stanza: Stanza, known: bool) -> bool:
         """§8.5.2.2.1: normal/chat with no available resource: offline storage or an error."""
