@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class _Held:
@@ -155,11 +158,14 @@ class WriteBehind:
 
 
 async def cancelled(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a background task (if any) and wait until it has ended."""
+    """Cancel a background task (if any) and wait until it has ended.
+
+    Again and again if need be: a library that turns the cancellation into an error of its
+    own (redis-py, interrupted mid-read) leaves a task that retries on errors running."""
     if task is None:
         return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("task %s ended with %r", task.get_name(), task.exception())

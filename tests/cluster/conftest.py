@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,24 @@ async def settled(*nodes: Server, timeout: float = 5.0) -> None:
         assert node.cluster is not None
         await node.cluster.directory.flush()
     await asyncio.sleep(0.05)  # the channel delivers to the other nodes' replicas
+
+
+@pytest.fixture(autouse=True)
+async def watchdog() -> AsyncIterator[None]:
+    """A cluster test that hangs fails after two minutes, printing (to the real stderr, not
+    the captured one) what every task awaits."""
+    loop = asyncio.get_running_loop()
+
+    def expire() -> None:
+        out = sys.__stderr__
+        print("a cluster test hung for 120 s; what each task awaits:", file=out)
+        for task in asyncio.all_tasks(loop):
+            task.print_stack(file=out)
+        for task in asyncio.all_tasks(loop):
+            task.cancel("the test hung")
+
+    handle = loop.call_later(120, expire)
+    try:
+        yield
+    finally:
+        handle.cancel()

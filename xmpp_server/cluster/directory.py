@@ -227,6 +227,9 @@ class Directory(WriteBehind):
                             self.on_notice(change["t"], change["k"])
                         continue
                     self._apply(change["n"], change["u"], change["r"], change["e"])
+                # listen() ends at once when the connection was reset unsubscribed: going
+                # round again without a pause would never let the loop breathe.
+                raise ConnectionError("the directory subscription ended")
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from xmpp_server.cluster.keys import Keys
+from xmpp_server.locks import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,7 @@ class Membership:
     async def stop(self) -> None:
         task, self._task = self._task, None
         for t in [task, *self._reaping]:
-            if t is not None:
-                t.cancel()
-        for t in [task, *self._reaping]:
-            if t is not None:
-                try:
-                    await t
-                except (asyncio.CancelledError, Exception):
-                    pass
+            await cancelled(t)
 
     async def leave(self) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
