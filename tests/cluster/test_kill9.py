@@ -25,6 +25,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.soak.support import Closed, Received, ServerProcess, SmClient
+from tests.soak.test_kill9 import collect
 from tests.support.databases import postgres_database
 
 pytestmark = pytest.mark.slow
@@ -48,16 +49,6 @@ async def _send(alice: SmClient, bob_jid: str, numbers: range) -> None:
         await alice.drain()
         await alice.wait_acked(4 * BATCH, timeout=30)
         await asyncio.sleep(0.02)
-
-
-async def _quiet(bob: SmClient, received: list[Received], quiet: float = 1.5) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            before = len(received)
-            await asyncio.sleep(quiet)
-            await bob.ping()
-            if len(received) == before:
-                return
 
 
 async def test_kill9_of_a_node_loses_nothing(tmp_path: Path, cluster_db: str,
@@ -105,7 +96,7 @@ async def test_kill9_of_a_node_loses_nothing(tmp_path: Path, cluster_db: str,
                     break
                 await asyncio.sleep(0.1)
         cleaned_in = asyncio.get_running_loop().time() - dead_at
-        await _quiet(bob, received)
+        await collect(bob, received, quiet=1.5)
         archive = await bob.archive()
         acked = alice.acked_bodies()
     finally:
