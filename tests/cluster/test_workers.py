@@ -146,3 +146,13 @@ async def test_a_cluster_on_sqlite_is_refused(tmp_path: Path, redis_url: str) ->
     assert code == 2
     lines = out.strip().splitlines()
     assert len(lines) == 1 and "cluster.redis_url" in lines[0] and "SQLite" in lines[0], out
+
+
+async def test_an_unreachable_redis_is_one_line(tmp_path: Path, postgres_url: str) -> None:
+    await reset_postgres(postgres_url)
+    env = _env(tmp_path, postgres_url, "redis://127.0.0.1:1/0", "r.example", free_port())
+    code, out = await _xmppd(env, "serve")
+    assert code == 2
+    assert out.strip().splitlines() == [
+        "xmppd: cluster.redis_url: cannot reach Redis at redis://127.0.0.1:1/0: "
+        "Error 111 connecting to 127.0.0.1:1. Connection refused."], out

@@ -79,6 +79,7 @@ class Cluster:
         self.membership = Membership(self.redis, keys, self.node, config.lease_ttl,
                                      self._live, self._dead, self._lost)
         self._on_lost = on_lost
+        self._joined = False
         self._muc_handler: Callable[[Stanza], Awaitable[None]] | None = None
 
     # -- life ---------------------------------------------------------------------------------
@@ -94,6 +95,7 @@ class Cluster:
         await self.directory.start_listening()
         await self.inbox.create()
         await self.membership.join({"name": self.name, "started": time.time()})
+        self._joined = True
         sessions = self.host.sessions
         sessions.remote = self.directory
         sessions.watchers.append(self._watch)
@@ -114,7 +116,14 @@ class Cluster:
 
     async def stop(self) -> None:
         """Leave: this node's entries are gone (its sessions ended first), what is in flight
-        to it is routed again, then the lease goes."""
+        to it is routed again, then the lease goes. A node that never joined (Redis did not
+        answer at start) only lets go of what it started."""
+        if not self._joined:
+            await self.outbox.stop()
+            await self.directory.stop()
+            await self.directory.stop_listening()
+            await self.redis.aclose()
+            return
         sessions = self.host.sessions
         if self._watch in sessions.watchers:
             sessions.watchers.remove(self._watch)
