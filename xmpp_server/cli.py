@@ -247,7 +247,7 @@ def _cluster_status(config: Config) -> int:
         raise UsageError("cluster status: no cluster is configured (cluster.redis_url)")
     from redis.asyncio import Redis
 
-    from xmpp_server.cluster import redacted
+    from storage.unavailable import safe_url
     from xmpp_server.cluster.status import read, render
 
     async def run() -> int:
@@ -256,7 +256,7 @@ def _cluster_status(config: Config) -> int:
             nodes = await read(redis, config.server.domain)
         except Exception as exc:
             raise UsageError(f"cluster.redis_url: cannot reach Redis at "
-                             f"{redacted(config.cluster.redis_url)}: {exc}") from None
+                             f"{safe_url(config.cluster.redis_url)}: {exc}") from None
         finally:
             await redis.aclose()
         for line in render(nodes) or [f"no node serves {config.server.domain}"]:

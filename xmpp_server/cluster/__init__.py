@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from lxml import etree
 from redis.asyncio import Redis
 
+from storage.unavailable import safe_url
 from xmpp_server.cluster.directory import Directory, RemoteSession
 from xmpp_server.cluster.inbox import Inbox, Outbox
 from xmpp_server.cluster.keys import Keys
@@ -45,16 +46,6 @@ def node_name(config: ClusterConfig, worker: int | None = None) -> str:
     """``cluster.node``, else the host name; with ``--workers``, the worker's number added."""
     name = config.node or socket.gethostname()
     return f"{name}-{worker}" if worker is not None else name
-
-
-def redacted(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, where = rest.rpartition("@")
-    if not at:
-        return url
-    user = creds.partition(":")[0]
-    return f"{scheme}{sep}{user + ':***' if user else '***'}@{where}"
 
 
 class Cluster:
@@ -89,7 +80,7 @@ class Cluster:
             await self.redis.ping()
         except Exception as exc:
             raise ConfigError(f"cluster.redis_url: cannot reach Redis at "
-                              f"{redacted(self.config.redis_url)}: {exc}") from None
+                              f"{safe_url(self.config.redis_url)}: {exc}") from None
         self.outbox.start()
         self.directory.start()
         await self.directory.start_listening()
@@ -108,6 +99,7 @@ class Cluster:
             self._muc_handler = components[muc]
             components[muc] = self.rooms.wrap(self._muc_handler)
         self.host.barriers.append(self.outbox.flush)
+        self.host.backlogs.append(self.outbox)  # bounded: producers wait when Redis lags
         self.host.live_holders = self.live_incarnations
         self.host.readiness["cluster"] = self.ready
         self.inbox.start()
@@ -144,6 +136,8 @@ class Cluster:
         sessions.remote = None
         if self.directory.announce in self.host.announcers:
             self.host.announcers.remove(self.directory.announce)
+        if self.outbox in self.host.backlogs:
+            self.host.backlogs.remove(self.outbox)
         if self.outbox.flush in self.host.barriers:
             self.host.barriers.remove(self.outbox.flush)
         try:
@@ -226,12 +220,3 @@ class Cluster:
     async def ready(self) -> bool:
         """Redis answers and this node still holds its lease."""
         return not self.membership.lost and bool(await self.redis.ping())
-
-    def status(self) -> dict[str, object]:
-        return {
-            "node": self.node,
-            "live": sorted(self.membership.live),
-            "forwarded": self.outbox.sent,
-            "received": self.inbox.received,
-            "reaped": list(self.reaper.reaped),
-        }

@@ -45,14 +45,28 @@ class Outbox(WriteBehind):
     task_name = "cluster-outbox"
 
     def __init__(self, redis: Redis, keys: Keys, node: str,
-                 bounced: Callable[[str, str, bytes, str | None], None]) -> None:
+                 bounced: Callable[[str, str, bytes, str | None], None],
+                 max_queue: int = 20_000) -> None:
         super().__init__(delay=0.001, batch=512, stop_timeout=5.0)
+        self._max_queue = max_queue
+        self._relieved: asyncio.Event | None = None  # set while producers wait
         self.redis = redis
         self.keys = keys
         self.node = node
         self._bounced = bounced
         self._queue: list[tuple[str, str, bytes, str | None]] = []
         self.sent = 0
+
+    def over(self) -> bool:
+        """Whether producers should wait (``relieve``): Redis is slower than the clients."""
+        return len(self._queue) >= self._max_queue and self._task is not None
+
+    async def relieve(self) -> None:
+        """Wait until the queue is at most half full (or the outbox stops)."""
+        while self.over():
+            if self._relieved is None:
+                self._relieved = asyncio.Event()
+            await self._relieved.wait()
 
     def forward(self, node: str, to: str, data: bytes, key: str | None) -> None:
         log.debug("%s -> %s for %s: %.120s", self.node, node, to, data)
@@ -82,6 +96,10 @@ class Outbox(WriteBehind):
             await asyncio.sleep(0.2)
             return
         del self._queue[: len(batch)]
+        relieved = self._relieved
+        if relieved is not None and len(self._queue) <= self._max_queue // 2:
+            self._relieved = None
+            relieved.set()
         for entry, entry_id in zip(batch, ids, strict=True):
             if entry_id is None:  # that node is gone: the stanza is routed anew here
                 self._bounced(*entry)
@@ -89,6 +107,9 @@ class Outbox(WriteBehind):
         self._progress.advance(self._progress.done + len(batch))
 
     def _stopped(self, in_time: bool) -> None:
+        if self._relieved is not None:  # nobody writes any more: producers go on
+            self._relieved.set()
+            self._relieved = None
         if self._queue:
             log.error("%d stanzas for other nodes were not forwarded at stop", len(self._queue))
 
